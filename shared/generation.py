@@ -73,7 +73,7 @@ class GenerationOutput:
     lengths: torch.Tensor  # (B,) generated tokens per row, the stop token included
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def generate(model, prompt: torch.Tensor, max_new_tokens: int, *, cache: Cache | None = None,
              selector: Greedy | Sample | BeamSearch | None = None, processors: Sequence[Processor] = (),
              stop_tokens: Iterable[int] = (), pad_token_id: int = 0) -> GenerationOutput:

@@ -82,7 +82,7 @@ class TransformerSeq2Seq(PretrainedMixin, nn.Module):
     def decode(self, tokens: torch.Tensor, cache) -> torch.Tensor:
         return self.decoder.decode(tokens, cache)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def generate(self, src: torch.Tensor, max_new_tokens: int = 64,
                  selector: Greedy | Sample | BeamSearch | None = None, processors=()) -> GenerationOutput:
         """Translate src (B, S): encode once, then decode from BOS until EOS."""
