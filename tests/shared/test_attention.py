@@ -1,0 +1,103 @@
+"""Attention against the formula softmax(Q Kᵀ / √d_k) V, computed by hand."""
+
+import math
+
+import pytest
+import torch
+
+from shared.attention import Attention
+
+
+def explicit(attn: Attention, x, context=None, bias=None):
+    """The paper's formula with the module's own projections, head by head."""
+    B, T, _ = x.shape
+    kv_in = x if context is None else context
+    H, Dh = attn.n_heads, attn.head_dim
+    q = attn.q_proj(x).view(B, T, H, Dh).transpose(1, 2)
+    k = attn.k_proj(kv_in).view(B, kv_in.shape[1], -1, Dh).transpose(1, 2)
+    v = attn.v_proj(kv_in).view(B, kv_in.shape[1], -1, Dh).transpose(1, 2)
+    k = k.repeat_interleave(H // k.shape[1], dim=1)
+    v = v.repeat_interleave(H // v.shape[1], dim=1)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(Dh)
+    if bias is not None:
+        scores = scores + bias
+    out = torch.softmax(scores, dim=-1) @ v  # (B, H, T, Dh)
+    return attn.out_proj(out.transpose(1, 2).reshape(B, T, H * Dh))
+
+
+@pytest.fixture
+def data():
+    torch.manual_seed(0)
+    return torch.randn(2, 5, 16), torch.randn(2, 7, 16)
+
+
+@pytest.mark.parametrize("n_kv_heads", [4, 2])
+@pytest.mark.parametrize("cross", [False, True])
+def test_attention_matches_formula(data, n_kv_heads, cross):
+    x, context = data
+    attn = Attention(16, 4, n_kv_heads=n_kv_heads).eval()
+    ctx = context if cross else None
+    expected = explicit(attn, x, ctx)
+    torch.testing.assert_close(attn(x, context=ctx), expected, atol=1e-5, rtol=0)
+    out, weights = attn(x, context=ctx, return_weights=True)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 4, 5))
+
+
+@pytest.mark.parametrize("cross", [False, True])
+def test_boolean_and_additive_masks(data, cross):
+    x, context = data
+    attn = Attention(16, 4).eval()
+    ctx = context if cross else None
+    Tk = 7 if cross else 5
+    allowed = torch.rand(2, 1, 5, Tk) > 0.4
+    allowed[..., 0] = True  # every query sees at least one key
+    bias_from_bool = torch.zeros(allowed.shape).masked_fill(~allowed, float("-inf"))
+    expected = explicit(attn, x, ctx, bias_from_bool)
+    torch.testing.assert_close(attn(x, context=ctx, mask=allowed), expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(attn(x, context=ctx, mask=allowed, return_weights=True)[0], expected,
+                               atol=1e-5, rtol=0)
+
+    additive = torch.randn(1, 4, 5, Tk)
+    expected = explicit(attn, x, ctx, additive)
+    torch.testing.assert_close(attn(x, context=ctx, mask=additive), expected, atol=1e-5, rtol=0)
+
+
+def test_key_padding_mask_ignores_padded_keys(data):
+    x, _ = data
+    attn = Attention(16, 4).eval()
+    valid = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    out = attn(x, mask=valid)
+    torch.testing.assert_close(out[1, :3], attn(x[1:, :3])[0], atol=1e-5, rtol=0)
+
+
+def test_causal_flag_matches_explicit_mask(data):
+    x, _ = data
+    attn = Attention(16, 4).eval()
+    lower = torch.ones(5, 5).tril().bool()
+    torch.testing.assert_close(attn(x, is_causal=True), attn(x, mask=lower[None, None]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(attn(x, is_causal=True, return_weights=True)[0], attn(x, is_causal=True),
+                               atol=1e-6, rtol=0)
+
+
+def test_fully_masked_query_rows_stay_finite(data):
+    x, _ = data
+    attn = Attention(16, 4).eval()
+    mask = torch.ones(1, 1, 5, 5, dtype=torch.bool)
+    mask[..., 2, :] = False
+    assert torch.isfinite(attn(x, mask=mask)).all()
+
+
+def test_unscaled_attention_scale():
+    torch.manual_seed(0)
+    attn = Attention(8, 2, scale=1.0, bias=False).eval()
+    x = torch.randn(1, 3, 8)
+    _, weights = attn(x, return_weights=True)
+    q = attn.q_proj(x).view(1, 3, 2, 4).transpose(1, 2)
+    k = attn.k_proj(x).view(1, 3, 2, 4).transpose(1, 2)
+    torch.testing.assert_close(weights, torch.softmax(q @ k.transpose(-1, -2), -1))
+
+
+def test_bad_grouping_is_a_clear_error():
+    with pytest.raises(ValueError, match="grouped"):
+        Attention(16, 4, n_kv_heads=3)
