@@ -1,0 +1,28 @@
+"""`make demo`: a five-minute tour of zoo, each step the command a user would type."""
+
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def step(title: str, *args: str) -> None:
+    print(f"\n=== {title}\n$ {shlex.join(args)}", flush=True)
+    started = time.monotonic()
+    subprocess.run(args, cwd=ROOT, check=True)
+    print(f"({time.monotonic() - started:.0f}s)", flush=True)
+
+
+def main() -> None:
+    python = sys.executable
+    step("Every registered model", python, "-m", "zoo", "list")
+    step("One model in detail", python, "-m", "zoo", "info", "transformer_base")
+    step("The original Transformer learns to spell out numbers it never saw (a short run)",
+         python, "examples/translate_numbers.py", "--seconds", "45")
+
+
+if __name__ == "__main__":
+    main()
