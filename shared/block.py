@@ -16,20 +16,22 @@ class TransformerBlock(nn.Module):
 
     def __init__(self, attn: Attention, attn_norm: nn.Module, mlp: nn.Module, mlp_norm: nn.Module,
                  cross_attn: Attention | None = None, cross_norm: nn.Module | None = None,
-                 norm_first: bool = True, dropout: float = 0.0):
+                 norm_first: bool = True, dropout: float = 0.0, drop_path: nn.Module | None = None):
         super().__init__()
         self.attn, self.attn_norm = attn, attn_norm
         self.cross_attn, self.cross_norm = cross_attn, cross_norm
         self.mlp, self.mlp_norm = mlp, mlp_norm
         self.norm_first = norm_first
         self.dropout = nn.Dropout(dropout)
+        # Stochastic depth (ViT training): drops a sublayer's whole output per sample before the residual add.
+        self.drop_path = drop_path if drop_path is not None else nn.Identity()
 
     def _residual(self, x: torch.Tensor, norm: nn.Module, sublayer, weights: list | None) -> torch.Tensor:
         out = sublayer(norm(x) if self.norm_first else x)
         if isinstance(out, tuple):  # (output, attention weights)
             out, w = out
             weights.append(w)
-        x = x + self.dropout(out)
+        x = x + self.drop_path(self.dropout(out))
         return x if self.norm_first else norm(x)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, is_causal: bool = False,

@@ -97,8 +97,11 @@ class TransformerStack(nn.Module):
         return (x, all_weights) if return_weights else x
 
 
-def build_block(cfg: TransformerConfig) -> TransformerBlock:
-    """One block from the config; everything is built here so the block itself only composes."""
+def build_block(cfg: TransformerConfig, drop_path: nn.Module | None = None) -> TransformerBlock:
+    """One block from the config; everything is built here so the block itself only composes.
+
+    drop_path: an optional module applied to each sublayer output before the residual add (stochastic depth).
+    """
     rotary = RotaryEmbedding(cfg.head_dim or cfg.dim // cfg.n_heads) if cfg.rotary else None
 
     def attention(context_dim=None, rotary=None):
@@ -115,7 +118,7 @@ def build_block(cfg: TransformerConfig) -> TransformerBlock:
         mlp=mlp_cls(cfg.dim, cfg.mlp_hidden, act=cfg.activation, bias=cfg.bias), mlp_norm=norm(),
         cross_attn=attention(context_dim=cfg.context_dim) if cfg.cross_attention else None,
         cross_norm=norm() if cfg.cross_attention else None,
-        norm_first=cfg.norm_first, dropout=cfg.dropout)
+        norm_first=cfg.norm_first, dropout=cfg.dropout, drop_path=drop_path)
 
 
 def build_stack(cfg: TransformerConfig, position_bias: nn.Module | None = None) -> TransformerStack:
