@@ -149,7 +149,9 @@ def _beam_search(model, prompt, max_new_tokens, cache, beam: BeamSearch, process
                     if len(kept) == K:
                         break
                 finished[b] = sorted(finished[b], key=lambda h: -h[0])[:K]
-                if len(finished[b]) == K:
+                # At the last step every live beam is finalised too (below), as transformers does at
+                # max_length, so a row that fills up with finished hypotheses only now keeps its live beams.
+                if len(finished[b]) == K and step < max_new_tokens - 1:
                     best_live = rank(kept[0][2], step + 1) if kept else float("-inf")
                     done[b] = beam.early_stopping or finished[b][-1][0] >= best_live
             while len(kept) < K:  # finished rows keep placeholder beams so shapes stay fixed
