@@ -1,0 +1,146 @@
+"""zoo's ViT against timm's: same architecture, same weights, same inputs, one process.
+
+    python benchmarks/vit.py                 # inference vit_small_patch16_224 (batch 1, 8) + training step
+    python benchmarks/vit.py --reps 5 --amp  # fewer repetitions; bfloat16 autocast on CUDA
+
+Inference: images/s of vit_small_patch16_224 at batch 1 and 8 (eval, inference mode). Training: steps/s
+(forward + cross-entropy + backward + AdamW step) of vit_tiny_patch4_32 at batch 128. timm's random weights
+are converted into zoo so both compute the same function; the script checks the outputs agree first.
+zoo and timm are timed in alternation and the median of the repetitions is reported, so a machine whose
+load changes during the run affects both alike. Prints the device, torch threads and the ratio zoo / timm
+(above 1 means zoo is faster).
+"""
+
+import argparse
+import statistics
+import time
+
+import timm
+import torch
+from torch.nn import functional as F
+
+import zoo
+from vision.convert import from_timm
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = CLOCKS["wall"]
+
+
+def timed(fn, device: torch.device, iters: int) -> float:
+    """Seconds per call of fn, averaged over iters calls."""
+    sync(device)
+    start = clock()
+    for _ in range(iters):
+        fn()
+    sync(device)
+    return (clock() - start) / iters
+
+
+def compare(fns: dict, device: torch.device, warmup: int, reps: int, iters: int) -> dict:
+    """Median seconds per call of each fn, measured in alternation."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            times[name].append(timed(fn, device, iters))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def pair(name: str, timm_kwargs: dict, device: torch.device, **overrides):
+    """timm's model and zoo's with timm's weights converted into it."""
+    torch.manual_seed(0)
+    reference = timm.models.vision_transformer.VisionTransformer(**timm_kwargs).to(device)
+    ours = zoo.create_model(name, **overrides)
+    ours.load_state_dict(from_timm(reference.state_dict(), ours.config))
+    return ours.to(device), reference
+
+
+def autocast(device: torch.device, amp: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
+
+
+def bench_inference(device, args) -> None:
+    ours, reference = pair("vit_small_patch16_224", dict(img_size=224, patch_size=16, embed_dim=384, depth=12,
+                                                         num_heads=6, num_classes=1000), device)
+    ours.eval(), reference.eval()
+    for batch in (1, 8):
+        x = torch.randn(batch, 3, 224, 224, device=device)
+        with torch.inference_mode(), autocast(device, args.amp):
+            diff = (ours(x).float() - reference(x).float()).abs().max().item()
+            result = compare({"zoo": lambda: ours(x), "timm": lambda: reference(x)}, device, args.warmup,
+                             args.reps, args.iters)
+        report(f"inference vit_small_patch16_224 batch {batch}", "images/s", batch, result, diff)
+
+
+def bench_training(device, args) -> None:
+    kwargs = dict(img_size=32, patch_size=4, embed_dim=192, depth=12, num_heads=3, num_classes=10,
+                  drop_path_rate=0.1)
+    ours, reference = pair("vit_tiny_patch4_32", kwargs, device)
+    x = torch.randn(args.train_batch, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (args.train_batch,), device=device)
+
+    def step_fn(model):
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
+
+        def step():
+            with autocast(device, args.amp):
+                loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return step
+
+    ours.train(), reference.train()
+    with torch.no_grad():
+        ours.eval(), reference.eval()
+        diff = (ours(x).float() - reference(x).float()).abs().max().item()
+        ours.train(), reference.train()
+    result = compare({"zoo": step_fn(ours), "timm": step_fn(reference)}, device, args.warmup, args.reps,
+                     max(1, args.iters // 2))
+    report(f"training step vit_tiny_patch4_32 batch {args.train_batch}", "steps/s", 1, result, diff)
+
+
+def report(title: str, unit: str, per_call: int, result: dict, diff: float) -> None:
+    zoo_rate, timm_rate = per_call / result["zoo"], per_call / result["timm"]
+    print(f"{title}: zoo {zoo_rate:.4g} {unit}, timm {timm_rate:.4g} {unit}, "
+          f"ratio zoo/timm {zoo_rate / timm_rate:.3f}  (max |logit diff| {diff:.1e})", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=7, help="timed repetitions; the median is reported")
+    parser.add_argument("--iters", type=int, default=4, help="calls per repetition")
+    parser.add_argument("--train-batch", type=int, default=128)
+    parser.add_argument("--amp", action="store_true", help="bfloat16 autocast")
+    parser.add_argument("--only", choices=("inference", "training"), default=None)
+    parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
+                        help="wall time, or this process's CPU time (steadier on a CPU shared with other "
+                             "jobs; rates are then per busy CPU-second, not per wall second)")
+    args = parser.parse_args()
+    global clock
+    clock = CLOCKS[args.clock]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"device {device} ({name}), torch {torch.__version__}, timm {timm.__version__}, "
+          f"threads {torch.get_num_threads()}, amp {args.amp}, clock {args.clock}", flush=True)
+    if args.only in (None, "inference"):
+        bench_inference(device, args)
+    if args.only in (None, "training"):
+        bench_training(device, args)
+
+
+if __name__ == "__main__":
+    main()
