@@ -1,0 +1,345 @@
+"""Decoding one 30 s window with Whisper's rules, as logits processors for shared.generation.generate().
+
+The rules follow openai-whisper's: no blank or end-of-text as the first sampled token, a suppressed set of
+non-speech tokens, and timestamp rules (timestamps come in pairs, never decrease, are forced when their total
+probability beats every text token, and the first one is at most `max_initial_timestamp`).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+from torch.nn import functional as F
+
+from shared.errors import ConfigError, InputError
+from shared.generation import BeamSearch, Greedy, Sample, generate
+
+NEG_INF = float("-inf")
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    """Options of one window's decoding, named as in openai-whisper."""
+
+    task: str = "transcribe"
+    language: str | None = None  # None: detected from the audio (multilingual models)
+    temperature: float = 0.0
+    sample_len: int | None = None  # most tokens to sample; n_text_ctx // 2 by default
+    best_of: int | None = None  # independent samples when temperature > 0
+    beam_size: int | None = None  # beams when temperature == 0
+    patience: float | None = None  # only 1.0 (plain beam search) is supported
+    length_penalty: float | None = None  # None: rank by sum of log-probabilities / length
+    prompt: str | list[int] | None = None  # previous text, after <|startofprev|>
+    prefix: str | list[int] | None = None  # forced start of this window's text
+    suppress_tokens: str | Iterable[int] | None = "-1"  # "-1": the non-speech set
+    suppress_blank: bool = True
+    without_timestamps: bool = False
+    max_initial_timestamp: float | None = 1.0
+    fp16: bool = True  # half precision on CUDA; CPU always decodes in float32
+
+
+@dataclass
+class DecodingResult:
+    tokens: list[int] = field(default_factory=list)  # sampled tokens, end-of-text excluded
+    text: str = ""
+    language: str = "en"
+    avg_logprob: float = float("nan")
+    no_speech_prob: float = float("nan")
+    temperature: float = float("nan")
+    compression_ratio: float = float("nan")
+
+
+def compression_ratio(text: str) -> float:
+    """UTF-8 length / zlib-compressed length: high values mean repetitive text."""
+    raw = text.encode("utf-8")
+    return len(raw) / len(zlib.compress(raw)) if raw else 0.0
+
+
+# -- logits processors: (logits (B, V), tokens (B, T)) -> logits, applied in place -------------------------
+
+
+class SuppressAtBegin:
+    """Forbid `ids` (a blank and end-of-text) as the first sampled token."""
+
+    def __init__(self, ids: Iterable[int], sample_begin: int):
+        self.ids, self.sample_begin = list(ids), sample_begin
+
+    def __call__(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.shape[1] == self.sample_begin:
+            logits[:, self.ids] = NEG_INF
+        return logits
+
+
+class SuppressTokens:
+    """Forbid a fixed set of ids at every step."""
+
+    def __init__(self, ids: Iterable[int]):
+        self.ids = list(ids)
+        self._index: torch.Tensor | None = None
+
+    def __call__(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        if self._index is None or self._index.device != logits.device:
+            self._index = torch.tensor(self.ids, dtype=torch.long, device=logits.device)
+        return logits.index_fill_(1, self._index, NEG_INF)
+
+
+class TimestampRules:
+    """Whisper's timestamp grammar, for all rows at once.
+
+    Text comes between a pair of timestamps; a lone timestamp must be followed by another (closing the
+    segment and opening the next) unless end-of-text follows; timestamps never decrease and each segment
+    has a non-zero length; the first token is a timestamp no later than `max_initial_index`; a timestamp is
+    forced when the timestamps together are more likely than the best text token.
+    """
+
+    def __init__(
+        self,
+        eot: int,
+        no_timestamps: int,
+        timestamp_begin: int,
+        sample_begin: int,
+        max_initial_index: int | None,
+    ):
+        self.eot, self.no_timestamps, self.ts = eot, no_timestamps, timestamp_begin
+        self.sample_begin, self.max_initial_index = sample_begin, max_initial_index
+
+    def __call__(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        ts = self.ts
+        logits[:, self.no_timestamps] = NEG_INF
+        sampled = tokens[:, self.sample_begin :]  # (B, n)
+        n = sampled.shape[1]
+        if n == 0:
+            logits[:, :ts] = NEG_INF  # start with a timestamp
+            if self.max_initial_index is not None:
+                logits[:, ts + self.max_initial_index + 1 :] = NEG_INF
+        else:
+            is_ts = sampled >= ts  # (B, n)
+            last = is_ts[:, -1]
+            penultimate = is_ts[:, -2] if n > 1 else torch.ones_like(last)
+            opened = last & ~penultimate  # a segment just started or ended: its pair or end-of-text follows
+            logits[:, ts:].masked_fill_((last & penultimate)[:, None], NEG_INF)
+            logits[:, : self.eot].masked_fill_(opened[:, None], NEG_INF)
+            if is_ts.any():
+                steps = torch.arange(1, n + 1, device=tokens.device)
+                last_index = (is_ts * steps).argmax(
+                    dim=1, keepdim=True
+                )  # (B, 1): position of the last timestamp
+                last_ts = sampled.gather(1, last_index).squeeze(1)  # (B,)
+                # After a closing timestamp the next one may repeat it (it opens the next segment); otherwise
+                # the next timestamp must be strictly later.
+                floor = torch.where(opened, last_ts, last_ts + 1)
+                ids = torch.arange(ts, logits.shape[1], device=logits.device)  # (V - ts,)
+                forbid = (ids[None, :] < floor[:, None]) & is_ts.any(dim=1, keepdim=True)  # (B, V - ts)
+                logits[:, ts:].masked_fill_(forbid, NEG_INF)
+        logprobs = F.log_softmax(logits.float(), dim=-1)
+        timestamp_logprob = logprobs[:, ts:].logsumexp(dim=-1)  # (B,)
+        best_text = logprobs[:, :ts].max(dim=-1).values
+        logits[:, :ts].masked_fill_((timestamp_logprob > best_text)[:, None], NEG_INF)
+        return logits
+
+
+# -- one window -----------------------------------------------------------------------------------------
+
+
+class _WindowDecoder:
+    """What generate() drives for one window: the decoder, projecting to the vocabulary only the positions
+    that are read: the last one, and at the first call the start-of-transcript (for the no-speech
+    probability)."""
+
+    def __init__(self, model, sot_index: int):
+        self.model, self.sot_index = model, sot_index
+        self.sot_logits: torch.Tensor | None = None
+
+    def init_cache(self, batch_size: int, max_len: int):
+        raise RuntimeError("the window decoder is always given a cache")
+
+    def decode(self, tokens: torch.Tensor, cache) -> torch.Tensor:  # (B, T) -> (B, 1, V)
+        decoder = self.model.decoder
+        hidden = decoder.stack(decoder.embed(tokens, offset=cache.length), cache=cache)  # (B, T, D)
+        if self.sot_logits is None:
+            self.sot_logits = decoder.head(hidden[:, self.sot_index])  # (B, V)
+        return decoder.head(hidden[:, -1:])
+
+
+def initial_tokens(tokenizer, options: DecodingOptions, n_text_ctx: int, language: str | None) -> list[int]:
+    """[<|startofprev|> prompt] <|startoftranscript|> [<|lang|> <|task|>] [<|notimestamps|>] [prefix]."""
+    try:
+        tokens = list(tokenizer.sot_sequence(language, options.task))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if options.without_timestamps:
+        tokens.append(tokenizer.no_timestamps)
+    if options.prefix:
+        prefix = options.prefix
+        prefix = tokenizer.encode(" " + prefix.strip()) if isinstance(prefix, str) else list(prefix)
+        max_prefix = n_text_ctx // 2 - (options.sample_len or n_text_ctx // 2)
+        tokens += prefix[-max_prefix:]  # as openai-whisper: a limit of 0 keeps the whole prefix
+    if options.prompt:
+        prompt = options.prompt
+        prompt = tokenizer.encode(" " + prompt.strip()) if isinstance(prompt, str) else list(prompt)
+        tokens = [tokenizer.sot_prev] + prompt[-(n_text_ctx // 2 - 1) :] + tokens
+    return tokens
+
+
+def suppress_set(tokenizer, suppress_tokens) -> list[int]:
+    """openai-whisper's `suppress_tokens` option: "-1" (or -1 in a list) adds the non-speech set; the
+    prompt/task specials and no-speech are always suppressed."""
+    if isinstance(suppress_tokens, str):
+        try:
+            ids = [int(t) for t in suppress_tokens.split(",") if t.strip()]
+        except ValueError:
+            raise ConfigError(f"suppress_tokens {suppress_tokens!r}: use comma-separated token ids") from None
+    else:
+        ids = list(suppress_tokens or [])
+    if -1 in ids:
+        ids = [t for t in ids if t >= 0] + list(tokenizer.non_speech_tokens())
+    specials = [
+        tokenizer.transcribe,
+        tokenizer.translate,
+        tokenizer.sot,
+        tokenizer.sot_prev,
+        tokenizer.sot_lm,
+    ]
+    if tokenizer.no_speech is not None:
+        specials.append(tokenizer.no_speech)
+    return sorted(set(ids) | set(specials))
+
+
+def processors_for(tokenizer, options: DecodingOptions, sample_begin: int, precision: float = 0.02) -> list:
+    """The logits processors of openai-whisper's decoding, in its order."""
+    out = []
+    if options.suppress_blank:
+        out.append(SuppressAtBegin(tokenizer.begin_suppress_tokens(), sample_begin))
+    if options.suppress_tokens:
+        out.append(SuppressTokens(suppress_set(tokenizer, options.suppress_tokens)))
+    if not options.without_timestamps:
+        max_initial = None
+        if options.max_initial_timestamp:
+            max_initial = round(options.max_initial_timestamp / precision)
+        out.append(
+            TimestampRules(
+                tokenizer.eot, tokenizer.no_timestamps, tokenizer.timestamp_begin, sample_begin, max_initial
+            )
+        )
+    return out
+
+
+def check_options(options: DecodingOptions) -> None:
+    """Reject option combinations openai-whisper rejects, with the same reasons."""
+    if options.beam_size is not None and options.best_of is not None:
+        raise ConfigError("beam_size and best_of can't be given together")
+    if options.temperature == 0 and options.best_of is not None:
+        raise ConfigError("best_of with greedy sampling (temperature 0) is not compatible")
+    if options.temperature < 0:
+        raise ConfigError(f"temperature must be >= 0, got {options.temperature}")
+    if options.patience is not None and options.beam_size is None:
+        raise ConfigError("patience requires beam_size to be given")
+    if options.patience not in (None, 1.0):
+        raise ConfigError(f"patience {options.patience} is not supported; leave it unset (plain beam search)")
+    if options.length_penalty is not None and not 0 <= options.length_penalty <= 1:
+        raise ConfigError("length_penalty (alpha) should be a value between 0 and 1")
+
+
+@torch.inference_mode()
+def detect_language(model, memory: torch.Tensor, tokenizer) -> tuple[str, dict[str, float]]:
+    """The most likely language of one window (memory (1, S, D)) and every language's probability."""
+    if not tokenizer.language_tokens:
+        return "en", {"en": 1.0}
+    codes = list(tokenizer.language_tokens)
+    ids = torch.tensor(list(tokenizer.language_tokens.values()), device=memory.device)
+    cache = model.init_cache(memory.shape[0], 1, memory=memory)
+    sot = torch.full((memory.shape[0], 1), tokenizer.sot, dtype=torch.long, device=memory.device)
+    probs = model.decode(sot, cache)[0, 0].float()[ids].softmax(dim=-1)
+    table = dict(zip(codes, probs.tolist()))
+    return max(table, key=table.get), table
+
+
+def _rank(tokens: list[list[int]], sum_logprobs: list[float], length_penalty: float | None) -> int:
+    """openai-whisper's maximum-likelihood ranking of finished candidates."""
+
+    def score(length: int, logprob: float) -> float:
+        penalty = length if length_penalty is None else ((5 + length) / 6) ** length_penalty
+        return logprob / max(penalty, 1e-9)
+
+    scores = [score(len(t), lp) for t, lp in zip(tokens, sum_logprobs)]
+    return max(range(len(scores)), key=scores.__getitem__)
+
+
+@torch.inference_mode()
+def decode_features(
+    model,
+    memory: torch.Tensor,
+    tokenizer,
+    options: DecodingOptions = DecodingOptions(),
+    language: str | None = None,
+) -> DecodingResult:
+    """Decode one window given its encoder output memory (1, n_audio_ctx, D).
+
+    Greedy at temperature 0 (beam search with beam_size), sampling above it (best of `best_of`).
+    """
+    check_options(options)
+    if memory.dim() != 3 or memory.shape[0] != 1:
+        raise InputError(f"decode one window at a time: memory must be (1, S, D), got {tuple(memory.shape)}")
+    n_ctx = model.config.n_text_ctx
+    language = language or options.language or ("en" if not tokenizer.multilingual else None)
+    if language is None:
+        language, _ = detect_language(model, memory, tokenizer)
+    initial = initial_tokens(tokenizer, options, n_ctx, language)
+    sample_begin = len(initial)
+    sot_index = initial.index(tokenizer.sot)
+    max_new = min(options.sample_len or n_ctx // 2, n_ctx - sample_begin)
+    if max_new <= 0:
+        raise InputError(f"the prompt of {sample_begin} tokens leaves no room in the {n_ctx}-token context")
+
+    if options.temperature > 0:
+        n_group, selector = options.best_of or 1, Sample(options.temperature)
+    elif options.beam_size is not None and options.beam_size > 1:
+        penalty = 1.0 if options.length_penalty is None else options.length_penalty
+        n_group, selector = 1, BeamSearch(options.beam_size, length_penalty=penalty, early_stopping=True)
+    else:
+        n_group, selector = 1, Greedy()
+    memory = memory.expand(n_group, -1, -1)  # (N, S, D)
+    prompt = torch.tensor([initial] * n_group, dtype=torch.long, device=memory.device)  # (N, T0)
+    stepper = _WindowDecoder(model, sot_index)
+    cache = model.init_cache(n_group, sample_begin + max_new, memory=memory)
+    out = generate(
+        stepper,
+        prompt,
+        max_new,
+        cache=cache,
+        selector=selector,
+        processors=processors_for(tokenizer, options, sample_begin),
+        stop_tokens=[tokenizer.eot],
+        pad_token_id=tokenizer.eot,
+    )
+
+    no_speech_prob = float("nan")
+    if tokenizer.no_speech is not None and stepper.sot_logits is not None:
+        no_speech_prob = stepper.sot_logits[0].float().softmax(dim=-1)[tokenizer.no_speech].item()
+    candidates = []
+    for row in out.tokens[:, sample_begin:].tolist():
+        candidates.append(row[: row.index(tokenizer.eot)] if tokenizer.eot in row else row)
+    sum_logprobs = out.sum_logprobs.tolist()
+    best = _rank(candidates, sum_logprobs, options.length_penalty) if len(candidates) > 1 else 0
+    tokens = candidates[best]
+    text = tokenizer.decode(tokens).strip()
+    return DecodingResult(
+        tokens=tokens,
+        text=text,
+        language=language,
+        avg_logprob=sum_logprobs[best] / (len(tokens) + 1),
+        no_speech_prob=no_speech_prob,
+        temperature=options.temperature,
+        compression_ratio=compression_ratio(text),
+    )
+
+
+@torch.inference_mode()
+def decode(
+    model, mel: torch.Tensor, tokenizer, options: DecodingOptions = DecodingOptions()
+) -> DecodingResult:
+    """Encode one window's log-mel (n_mels, n_frames) and decode it."""
+    return decode_features(model, model.embed_audio(mel), tokenizer, options)

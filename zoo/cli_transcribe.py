@@ -1,0 +1,164 @@
+"""`zoo transcribe FILES...`: openai-whisper's command line (flag names, value styles, output files)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from shared.errors import InputError
+
+FORMATS = ["txt", "vtt", "srt", "tsv", "json", "all"]
+
+
+def str2bool(value: str) -> bool:
+    choices = {"true": True, "false": False}
+    if value.lower() not in choices:
+        raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
+    return choices[value.lower()]
+
+
+def optional_int(value: str) -> int | None:
+    return None if value == "None" else int(value)
+
+
+def optional_float(value: str) -> float | None:
+    return None if value == "None" else float(value)
+
+
+def _temperatures(start: float, increment: float | None) -> tuple[float, ...]:
+    if increment is None or increment <= 0:
+        return (start,)
+    steps = int((1.0 - start) / increment + 1e-6) + 1
+    return tuple(round(start + i * increment, 6) for i in range(max(steps, 1)))
+
+
+def run(args) -> int:
+    import torch
+
+    from audio.transcribe import transcribe
+    from audio.writers import write_result
+    from zoo.transcribe import default_device, load_model
+
+    if args.threads and args.threads > 0:
+        torch.set_num_threads(args.threads)
+    device = args.device or default_device()
+    model, tokenizer = load_model(args.model, args.model_dir, device)
+    language = args.language
+    if not tokenizer.multilingual and language not in (None, "en"):
+        print(
+            f"zoo transcribe: {args.model} is an English-only model; using English instead of {language}",
+            file=sys.stderr,
+        )
+        language = "en"
+    options = dict(
+        verbose=args.verbose,
+        temperature=_temperatures(args.temperature, args.temperature_increment_on_fallback),
+        compression_ratio_threshold=args.compression_ratio_threshold,
+        logprob_threshold=args.logprob_threshold,
+        no_speech_threshold=args.no_speech_threshold,
+        condition_on_previous_text=args.condition_on_previous_text,
+        initial_prompt=args.initial_prompt,
+        language=language,
+        task=args.task,
+        beam_size=args.beam_size,
+        best_of=args.best_of,
+        patience=args.patience,
+        length_penalty=args.length_penalty,
+        suppress_tokens=args.suppress_tokens,
+        fp16=args.fp16,
+    )
+    failed = 0
+    for audio_path in args.audio:
+        try:
+            result = transcribe(model, audio_path, tokenizer=tokenizer, **options)
+        except InputError as err:  # a bad file: say so and go on with the others
+            print(f"zoo transcribe: error: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        for path in write_result(result, audio_path, args.output_dir, args.output_format):
+            if args.verbose is not False:
+                print(f"wrote {path}", file=sys.stderr)
+    if failed:
+        print(
+            f"zoo transcribe: {failed} of {len(args.audio)} file(s) could not be transcribed", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "transcribe",
+        help="speech to text with Whisper (openai-whisper's flags)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("audio", nargs="+", help="audio file(s) to transcribe (wav, flac, ogg, mp3)")
+    p.add_argument(
+        "--model", default="tiny.en", help="Whisper name or alias (tiny.en, base, ...) or a path to weights"
+    )
+    p.add_argument("--model_dir", default=None, help="weights file or folder (CTranslate2, openai .pt or HF)")
+    p.add_argument("--device", default=None, help="torch device; cuda when available, else cpu")
+    p.add_argument("--output_dir", "-o", default=".", type=Path, help="directory to save the outputs")
+    p.add_argument(
+        "--output_format", "-f", default="all", choices=FORMATS, help="format of the output file(s)"
+    )
+    p.add_argument("--verbose", type=str2bool, default=True, help="print segments as they are decoded")
+    p.add_argument(
+        "--task",
+        default="transcribe",
+        choices=["transcribe", "translate"],
+        help="X->X speech recognition or X->English translation",
+    )
+    p.add_argument("--language", default=None, help="language spoken in the audio; detected when left out")
+    p.add_argument("--temperature", type=float, default=0, help="temperature to use for sampling")
+    p.add_argument(
+        "--best_of", type=optional_int, default=5, help="candidates when sampling at temperature > 0"
+    )
+    p.add_argument("--beam_size", type=optional_int, default=5, help="beams in beam search at temperature 0")
+    p.add_argument("--patience", type=optional_float, default=None, help="beam search patience (only 1.0)")
+    p.add_argument(
+        "--length_penalty",
+        type=optional_float,
+        default=None,
+        help="length penalty alpha in [0, 1]; simple length normalisation when left out",
+    )
+    p.add_argument(
+        "--suppress_tokens", default="-1", help="comma-separated token ids to suppress; -1: non-speech"
+    )
+    p.add_argument("--initial_prompt", default=None, help="text to provide as a prompt for the first window")
+    p.add_argument(
+        "--condition_on_previous_text",
+        type=str2bool,
+        default=True,
+        help="give the previous window's text as a prompt to the next one",
+    )
+    p.add_argument(
+        "--fp16", type=str2bool, default=True, help="half precision on CUDA (CPU always uses fp32)"
+    )
+    p.add_argument(
+        "--temperature_increment_on_fallback",
+        type=optional_float,
+        default=0.2,
+        help="temperature increase when a window fails the thresholds below",
+    )
+    p.add_argument(
+        "--compression_ratio_threshold",
+        type=optional_float,
+        default=2.4,
+        help="treat a window as failed when its gzip compression ratio is above this",
+    )
+    p.add_argument(
+        "--logprob_threshold",
+        type=optional_float,
+        default=-1.0,
+        help="treat a window as failed when its average log probability is below this",
+    )
+    p.add_argument(
+        "--no_speech_threshold",
+        type=optional_float,
+        default=0.6,
+        help="treat a failed window as silence when its no-speech probability is above this",
+    )
+    p.add_argument("--threads", type=optional_int, default=0, help="torch CPU threads (0: torch's default)")
+    p.set_defaults(func=run)
