@@ -1,0 +1,91 @@
+"""`zoo train`, `zoo validate` and `zoo classify`: train an image classifier, re-evaluate it, use it."""
+
+import argparse
+import sys
+
+from zoo.train.args import NOT_INHERITED, add_train_arguments
+
+
+def train_defaults() -> dict:
+    """Every train flag's default (the digits recipe)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_train_arguments(parser)
+    return vars(parser.parse_args([]))
+
+
+def resolve_train_args(explicit: argparse.Namespace) -> argparse.Namespace:
+    """Defaults, then (with --resume) the resumed run's args.yaml, then the flags given on the command
+    line."""
+    from zoo.train import checkpoint, report
+
+    given = {k: v for k, v in vars(explicit).items() if k not in ("func", "command", "debug")}
+    values = train_defaults()
+    if given.get("resume"):
+        saved = report.read_args(checkpoint.run_dir_of(checkpoint.find(given["resume"], ("last",))))
+        values.update({k: v for k, v in saved.items() if k in values and k not in NOT_INHERITED})
+    values.update(given)
+    return argparse.Namespace(**values)
+
+
+def run_train(args) -> int:
+    from zoo.train.engine import train
+
+    train(resolve_train_args(args))
+    return 0
+
+
+def run_validate(args) -> int:
+    from zoo.train.inference import load_classifier, validate
+
+    clf = load_classifier(args.checkpoint, args.model, use_ema=not args.no_ema, device=args.device)
+    metrics = validate(clf, {"data_dir": args.data_dir}, batch_size=args.batch_size, workers=args.workers)
+    print(f"{clf.folder} ({clf.weights_file}): {metrics['count']} images  top-1 {metrics['top1']:.2f}%  "
+          f"top-5 {metrics['top5']:.2f}%  loss {metrics['loss']:.4f}")
+    return 0
+
+
+def run_classify(args) -> int:
+    from zoo.train.inference import classify_files, load_classifier
+
+    clf = load_classifier(args.checkpoint, args.model, use_ema=not args.no_ema, device=args.device)
+    failed = 0
+    for path, result in classify_files(clf, args.images, topk=args.topk):
+        if isinstance(result, Exception):
+            failed += 1
+            print(f"zoo classify: skipped {result}", file=sys.stderr)
+            continue
+        print(f"{path}: " + ", ".join(f"{label} {p:.4f}" for label, p in result))
+    if failed:
+        print(f"zoo classify: {failed} of {len(args.images)} file(s) could not be read", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _use_arguments(p) -> None:
+    p.add_argument("--checkpoint", required=True, help="run folder (uses best/) or a checkpoint folder")
+    p.add_argument("--model", default=None, help="fail unless the checkpoint is of this model")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA ones")
+    p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when present)")
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train an image classifier (default: a ViT on the digits)",
+                              description="Train an image classifier. With no flags: the digits recipe.",
+                              argument_default=argparse.SUPPRESS)
+    add_train_arguments(p)
+    for action in p._actions:  # only the flags actually given reach run_train; it fills in the rest
+        action.default = argparse.SUPPRESS
+    p.set_defaults(func=run_train)
+
+    p = subparsers.add_parser("validate", help="re-evaluate a trained checkpoint on its dataset")
+    _use_arguments(p)
+    p.add_argument("--data-dir", default=None, help="dataset folder, if not the one recorded in args.yaml")
+    p.add_argument("-b", "--batch-size", type=int, default=64)
+    p.add_argument("-j", "--workers", type=int, default=0)
+    p.set_defaults(func=run_validate)
+
+    p = subparsers.add_parser("classify", help="label image files with a trained checkpoint")
+    p.add_argument("images", nargs="+", help="image files")
+    _use_arguments(p)
+    p.add_argument("--topk", type=int, default=5, help="labels to print per image")
+    p.set_defaults(func=run_classify)

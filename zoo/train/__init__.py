@@ -1,0 +1,1 @@
+"""`zoo train`: image classification training on timm's utilities, with crash-safe resumable checkpoints."""
