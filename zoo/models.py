@@ -10,8 +10,11 @@ from text.convert_t5 import load_hf_t5
 from text.gpt2 import GPT2
 from text.t5 import T5
 from text.transformer import TransformerSeq2Seq
+from vision import captioner_recipes
 from vision import recipes as vision_recipes
+from vision.captioner import Captioner
 from vision.convert import load_vit_weights
+from vision.convert_captioner import load_hf_captioner
 from vision.vit import VisionTransformer
 from zoo.registry import register_family
 from zoo.transcribe import whisper_weight_specs
@@ -27,7 +30,6 @@ def hf_weights(repo_id: str, load, family: str) -> WeightSpec:
                            f"pytorch_model.bin, tokenizer.json) as pretrained=PATH or --checkpoint DIR, "
                            f"e.g. a download of {repo_id}",
                       preprocessing={"tokenizer": "tokenizer.json in the weights folder"})
-
 
 
 register_family("gpt2", "text-generation", GPT2, text_recipes.GPT2, aliases={
@@ -75,3 +77,10 @@ register_family("vit", "image-classification", VisionTransformer, vision_recipes
 
 register_family("whisper", "speech-recognition", Whisper, audio_recipes.WHISPER,
                 aliases=audio_recipes.ALIASES, weights=whisper_weight_specs(audio_recipes.HF_REPOS))
+
+register_family("captioner", "image-captioning", Captioner, captioner_recipes.CAPTIONER,
+                aliases=captioner_recipes.ALIASES,
+                weights={name: WeightSpec(sources=(hf_cache_source(repo),), load=load_hf_captioner,
+                                          hint=captioner_recipes.WEIGHTS_HINT,
+                                          preprocessing=captioner_recipes.PREPROCESSING)
+                         for name, repo in captioner_recipes.HF_REPOS.items()})

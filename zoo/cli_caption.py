@@ -1,0 +1,148 @@
+"""`zoo caption`: caption image files with a trained captioner; optionally draw where each word looked."""
+
+from __future__ import annotations  # torch and the models load on first use, not when the CLI starts
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shared.errors import InputError, WeightsError
+
+if TYPE_CHECKING:
+    import torch
+
+    from vision.caption_data import CaptionVocab, ImageToTensor
+
+
+@dataclass
+class LoadedCaptioner:
+    """A trained captioner with its vocabulary and the preprocessing it was trained with."""
+
+    model: torch.nn.Module
+    vocab: CaptionVocab
+    transform: ImageToTensor
+    folder: Path
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+def caption_meta(model_name: str, model_overrides: dict, vocab: CaptionVocab, transform: ImageToTensor) -> dict:
+    """The meta.json fields that make a training checkpoint a captioning one (what load_captioner reads)."""
+    return {"task": "caption", "model": model_name, "model_overrides": dict(model_overrides),
+            "vocab": vocab.to_dict(),
+            "data": {"img_size": transform.size, "mean": transform.mean.flatten().tolist(),
+                     "std": transform.std.flatten().tolist()}}
+
+
+def load_captioner(path: str | Path, use_ema: bool = True, device: str | None = None) -> LoadedCaptioner:
+    """Rebuild the captioner a `zoo train --task caption` checkpoint (or a run folder's best) holds."""
+    import zoo
+    from vision.caption_data import CaptionVocab, ImageToTensor
+    from zoo.train import checkpoint, ddp
+
+    folder = checkpoint.find(path)
+    meta = checkpoint.read_meta(folder)
+    if meta.get("task") != "caption" or "vocab" not in meta:
+        raise WeightsError(f"{folder} is not a captioning checkpoint (it was trained for "
+                           f"{meta.get('task', 'classification')}); "
+                           "train one with `zoo train --task caption`")
+    model = zoo.create_model(meta["model"], **meta.get("model_overrides", {}))
+    checkpoint.load_weights(model, folder, ema=use_ema)
+    model.to(ddp.pick_device(device)).eval()
+    data = meta["data"]
+    transform = ImageToTensor(data["img_size"], tuple(data["mean"]), tuple(data["std"]))
+    return LoadedCaptioner(model, CaptionVocab.from_dict(meta["vocab"]), transform, folder)
+
+
+def caption_files(cap: LoadedCaptioner, files: list[str], beam_size: int = 1,
+                  max_new_tokens: int | None = None, with_attention: bool = False):
+    """Yield (file, result) in order: result is (caption, words, maps (n_words, H', W') or None, image), or
+    the InputError of a file that could not be read."""
+    from shared.generation import BeamSearch, Greedy
+    from vision.datasets import load_image
+
+    selector = BeamSearch(num_beams=beam_size) if beam_size > 1 else Greedy()
+    for f in files:
+        try:
+            image = load_image(f)
+        except InputError as err:
+            yield f, err
+            continue
+        pixels = cap.transform(image)[None].to(cap.device)  # (1, C, H, W)
+        if with_attention:
+            output, maps = cap.model.caption_with_attention(pixels, max_new_tokens, selector=selector)
+        else:
+            output, maps = cap.model.generate(pixels, max_new_tokens, selector=selector), None
+        ids = output.tokens[0, 1:1 + int(output.lengths[0])].tolist()  # generated tokens, EOS included
+        words = [cap.vocab.tokens[i] for i in ids]
+        if maps is not None:
+            maps = maps[0, : len(words)].cpu()
+        yield f, (cap.vocab.decode(ids), words, maps, image)
+
+
+def plot_attention(path: str | Path, results: list[tuple[str, list[str], torch.Tensor, object]]) -> None:
+    """One figure: a row per image — the image, then each generated word's attention map over it."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never open a window
+    import matplotlib.pyplot as plt
+
+    cols = 1 + max(len(words) for _, words, _, _ in results)
+    fig, axes = plt.subplots(len(results), cols, figsize=(1.6 * cols, 1.8 * len(results)), squeeze=False)
+    for row, (name, words, maps, image) in zip(axes, results):
+        width, height = image.size
+        top = float(maps.max())  # one colour scale per image, so the maps of its words compare
+        row[0].imshow(image, interpolation="nearest")
+        row[0].set_title(Path(name).name, fontsize=7)
+        for ax, word, heat in zip(row[1:], words, maps):
+            ax.imshow(image, interpolation="nearest")
+            # each patch a flat square stretched over the pixels it covers
+            ax.imshow(heat.numpy(), cmap="jet", alpha=0.5, vmin=0.0, vmax=top, interpolation="nearest",
+                      extent=(0, width, height, 0))
+            ax.set_title(word, fontsize=8)
+        for ax in row:
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run_caption(args) -> int:
+    if args.beam_size < 1:
+        raise InputError(f"--beam_size must be at least 1, got {args.beam_size}")
+    cap = load_captioner(args.checkpoint, use_ema=not args.no_ema, device=args.device)
+    failed, drawn = 0, []
+    for path, result in caption_files(cap, args.images, args.beam_size, args.max_new_tokens,
+                                      with_attention=args.attention_map is not None):
+        if isinstance(result, Exception):
+            failed += 1
+            print(f"zoo caption: skipped {result}", file=sys.stderr)
+            continue
+        caption, words, maps, image = result
+        print(f"{path}: {caption}")
+        if maps is not None:
+            drawn.append((path, words, maps, image))
+    if args.attention_map is not None and drawn:
+        plot_attention(args.attention_map, drawn)
+        print(f"attention maps: {args.attention_map}", file=sys.stderr)
+    if failed:
+        print(f"zoo caption: {failed} of {len(args.images)} file(s) could not be read", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("caption", help="caption images with a trained captioner",
+                              description="Caption image files with a `zoo train --task caption` checkpoint.")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--checkpoint", required=True, help="run folder (uses best/) or a checkpoint folder")
+    p.add_argument("--beam_size", "--beam-size", type=int, default=1, help="beams (1: greedy)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="longest caption, in words")
+    p.add_argument("--attention-map", default=None, metavar="OUT.png",
+                   help="save each word's cross-attention over the image patches, overlaid on the image")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA ones")
+    p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when present)")
+    p.set_defaults(func=run_caption)
