@@ -8,7 +8,6 @@ accident.
 """
 
 import json
-import pickle
 import re
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 from shared.errors import WeightsError
 from shared.pretrained import check_state_dict
 from text.bert import Bert, BertConfig
+from text.checkpoint_io import read_state_dict, weights_file
 
 # HF key (prefix "bert." removed) -> zoo key; {} is the layer index.
 TRUNK = {
@@ -157,41 +157,6 @@ def check_hf_config(path: Path, config: BertConfig) -> None:
                                f"pick the matching model name or pass {ours}={a}")
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of model.safetensors (or a sharded index), or of pytorch_model.bin through weights_only."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        if path.name.endswith(".index.json"):
-            state = {}
-            for shard in sorted(set(json.loads(path.read_text())["weight_map"].values())):
-                state.update(load_file(str(path.parent / shard)))
-            return state
-        if path.suffix == ".safetensors":
-            return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        reason = "zoo unpickles only with weights_only=True, which refuses anything else"
-        raise WeightsError(f"{path}: not a plain state dict of tensors ({reason}); "
-                           "re-save it as model.safetensors") from None
-    except (SafetensorError, OSError, RuntimeError, KeyError, ValueError, EOFError,
-            json.JSONDecodeError) as err:
-        raise WeightsError(f"{path}: cannot read weights ({str(err).splitlines()[0]})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"{path}: not a state dict of tensors")
-    return state
-
-
-def _weights_file(path: Path) -> Path:
-    if path.is_file():
-        return path
-    for name in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"):
-        if (path / name).is_file():
-            return path / name
-    raise WeightsError(f"{path}: no model.safetensors or pytorch_model.bin in this folder")
-
-
 def load_hf_bert(path: str | Path, model: Bert) -> Bert:
     """Fill `model` in place from an HF BERT folder or weights file (the WeightSpec loader).
 
@@ -199,7 +164,7 @@ def load_hf_bert(path: str | Path, model: Bert) -> Bert:
     loading a checkpoint without a classifier keeps its fresh zero-initialised head (a fine-tune's start).
     """
     path = Path(path)
-    weights = _weights_file(path)
+    weights = weights_file(path)
     config_path = weights.parent / "config.json"
     if config_path.is_file():
         check_hf_config(config_path, model.config)

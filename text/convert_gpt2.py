@@ -12,6 +12,7 @@ import torch
 
 from shared.errors import WeightsError
 from shared.pretrained import load_checked
+from text.checkpoint_io import read_state_dict
 from text.gpt2 import GPT2, GPT2Config
 
 # Non-persistent causal-mask buffers that older transformers versions wrote into checkpoints.
@@ -31,37 +32,6 @@ LAYER_KEYS = {
     "mlp.fc1.{p}": "mlp.c_fc.{p}",
     "mlp.fc2.{p}": "mlp.c_proj.{p}",
 }
-
-
-def read_hf_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of an HF checkpoint: a folder (model.safetensors, a sharded index, or pytorch_model.bin) or a
-    single .safetensors / .bin file. Pickled files load with weights_only=True, so they cannot run code."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if path.is_dir():
-        for name in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"):
-            if (path / name).is_file():
-                path = path / name
-                break
-        else:
-            raise WeightsError(f"{path}: no model.safetensors or pytorch_model.bin in this folder")
-    try:
-        if path.name.endswith(".index.json"):
-            shards = sorted(set(json.loads(path.read_text())["weight_map"].values()))
-            state = {}
-            for shard in shards:
-                state.update(load_file(str(path.parent / shard)))
-            return state
-        if path.suffix == ".safetensors":
-            return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (SafetensorError, OSError, RuntimeError, KeyError, ValueError, EOFError) as err:
-        raise WeightsError(f"{path}: cannot read weights ({str(err).splitlines()[0]})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"{path}: not a state dict of tensors")
-    return state
 
 
 def config_from_hf(hf: dict) -> GPT2Config:
@@ -124,7 +94,7 @@ def convert_gpt2(hf_state: dict[str, torch.Tensor], config: GPT2Config,
 
 def load_hf_gpt2(path: str | Path, model: GPT2) -> GPT2:
     """Fill `model` in place from an HF GPT-2 folder or weights file."""
-    state = convert_gpt2(read_hf_state_dict(path), model.config, source=str(path))
+    state = convert_gpt2(read_state_dict(path), model.config, source=str(path))
     return load_checked(model, state, str(path))
 
 

@@ -12,7 +12,7 @@ import torch
 
 from shared.errors import WeightsError
 from shared.pretrained import load_checked
-from text.convert_gpt2 import read_hf_state_dict
+from text.checkpoint_io import read_state_dict
 from text.t5 import T5, T5Config
 
 # Aliases of `shared.weight` that HF may or may not write; when present they must equal it.
@@ -111,7 +111,7 @@ def convert_t5(hf_state: dict[str, torch.Tensor], config: T5Config,
 
 def load_hf_t5(path: str | Path, model: T5) -> T5:
     """Fill `model` in place from an HF T5 folder or weights file."""
-    state = convert_t5(read_hf_state_dict(path), model.config, source=str(path))
+    state = convert_t5(read_state_dict(path), model.config, source=str(path))
     return load_checked(model, state, str(path))
 
 

@@ -21,8 +21,9 @@ import torch
 
 from shared.errors import WeightsError
 from shared.pretrained import load_checked
+from text.checkpoint_io import read_state_dict
 from text.convert_gpt2 import config_from_hf as gpt2_config_from_hf
-from text.convert_gpt2 import convert_gpt2, read_hf_state_dict
+from text.convert_gpt2 import convert_gpt2
 from text.gpt2 import GPT2Config
 from vision.captioner import Captioner, CaptionerConfig
 from vision.convert import from_hf as vit_from_hf
@@ -123,7 +124,7 @@ def config_from_hf(hf: dict) -> CaptionerConfig:
 
 def load_hf_captioner(path: str | Path, model: Captioner) -> Captioner:
     """Fill `model` in place from an HF VisionEncoderDecoderModel folder or weights file."""
-    state = convert_vision_encoder_decoder(read_hf_state_dict(path), model.config, source=str(path))
+    state = convert_vision_encoder_decoder(read_state_dict(path), model.config, source=str(path))
     return load_checked(model, state, str(path))
 
 

@@ -126,3 +126,20 @@ def test_recipes_match_the_released_sizes(name, hf_kwargs):
         hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(**hf_kwargs))
     expected = sum(p.numel() for p in hf.parameters())  # parameters() counts the tied head once
     assert zoo.model_info(name)["parameters"] == expected
+
+
+def test_a_pickle_that_is_not_plain_tensors_is_a_one_line_error(tmp_path):
+    """weights_only refuses arbitrary objects; the loader turns that into a WeightsError, not a traceback."""
+    import pickle
+
+    import zoo
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    (tmp_path / "pytorch_model.bin").write_bytes(pickle.dumps({"wte.weight": Payload()}))
+    from text.convert_gpt2 import load_hf_gpt2
+
+    with pytest.raises(zoo.WeightsError, match="not a plain state dict of tensors"):
+        load_hf_gpt2(tmp_path, zoo.create_model("gpt2_test"))
