@@ -58,10 +58,8 @@ def test_logits_match_openai_whisper():
         torch.testing.assert_close(model(mel, tokens), expected, atol=1e-4, rtol=0)
 
 
-def test_logits_match_hf_transformers():
-    transformers = pytest.importorskip("transformers")
-    from audio.convert import dims_from_hf, hf_to_openai
-
+def tiny_hf_whisper(transformers):
+    """A random HF WhisperForConditionalGeneration with whisper_test's dimensions (the parity reference)."""
     hf_config = transformers.WhisperConfig(
         vocab_size=TINY.n_vocab,
         num_mel_bins=TINY.n_mels,
@@ -80,12 +78,19 @@ def test_logits_match_hf_transformers():
         decoder_start_token_id=1,
     )
     torch.manual_seed(0)
-    reference = transformers.WhisperForConditionalGeneration(hf_config).eval()
+    return transformers.WhisperForConditionalGeneration(hf_config).eval()
+
+
+def test_logits_match_hf_transformers():
+    transformers = pytest.importorskip("transformers")
+    from audio.convert import dims_from_hf, hf_to_openai
+
+    reference = tiny_hf_whisper(transformers)
     with torch.no_grad():
         for name, p in reference.named_parameters():
             if name.endswith("bias") or "layer_norm" in name:
                 p.add_(torch.randn_like(p) * 0.1)
-    config = WhisperConfig(**dims_from_hf(hf_config))
+    config = WhisperConfig(**dims_from_hf(reference.config))
     assert config == TINY
     model = Whisper(config).eval()
     model.load_state_dict(openai_to_zoo(hf_to_openai(reference.state_dict()), config), strict=True)

@@ -17,6 +17,7 @@ from audio.weights import (
 )
 from audio.whisper import Whisper, whisper_sinusoids
 from shared.errors import WeightsError
+from tests.audio.test_whisper import tiny_hf_whisper
 
 TINY = WHISPER["whisper_test"]
 
@@ -81,25 +82,7 @@ def test_openai_checkpoint_round_trip(tmp_path):
 
 def test_hf_folder_round_trip(tmp_path):
     transformers = pytest.importorskip("transformers")
-    hf_config = transformers.WhisperConfig(
-        vocab_size=TINY.n_vocab,
-        num_mel_bins=TINY.n_mels,
-        d_model=TINY.n_audio_state,
-        encoder_layers=TINY.n_audio_layer,
-        decoder_layers=TINY.n_text_layer,
-        encoder_attention_heads=TINY.n_audio_head,
-        decoder_attention_heads=TINY.n_text_head,
-        encoder_ffn_dim=4 * TINY.n_audio_state,
-        decoder_ffn_dim=4 * TINY.n_text_state,
-        max_source_positions=TINY.n_audio_ctx,
-        max_target_positions=TINY.n_text_ctx,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        decoder_start_token_id=1,
-    )
-    torch.manual_seed(0)
-    reference = transformers.WhisperForConditionalGeneration(hf_config).eval()
+    reference = tiny_hf_whisper(transformers)
     reference.save_pretrained(tmp_path)
     model = load_whisper(tmp_path)
     assert model.config == TINY
