@@ -45,6 +45,12 @@ def main() -> None:
     images = save_held_out_digits(ROOT / "output" / "demo" / "digits_images")
     step("Classify held-out digits with the checkpoint it wrote",
          python, "-m", "zoo", "classify", *images, "--checkpoint", "output/demo/digits", "--topk", "2")
+    step("Draw a few unseen shape scenes (their true captions are printed)",
+         python, "examples/caption/make_scenes.py", "output/demo/scenes", "--count", "4")
+    scenes = [f"output/demo/scenes/test_{i:04d}.png" for i in range(4)]
+    step("Caption them with the captioner the repo ships (trained by `zoo train --task caption`), drawing "
+         "where each word looked", python, "-m", "zoo", "caption", *scenes,
+         "--checkpoint", "examples/caption/captioner_tiny_shapes", "--attention-map", "output/demo/attention.png")
     step("Sentence embeddings with the real all-MiniLM-L6-v2 weights",
          python, "-m", "zoo", "embed", "A man is eating food.", "A man is eating a piece of bread.",
          "A monkey is playing drums.")

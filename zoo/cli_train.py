@@ -20,8 +20,14 @@ def resolve_train_args(explicit: argparse.Namespace) -> argparse.Namespace:
 
     given = {k: v for k, v in vars(explicit).items() if k not in ("func", "command", "debug")}
     values = train_defaults()
+    saved = {}
     if given.get("resume"):
         saved = report.read_args(checkpoint.run_dir_of(checkpoint.find(given["resume"], ("last",))))
+    if given.get("task", saved.get("task")) == "caption":
+        from zoo.train.caption import DEFAULTS
+
+        values.update(DEFAULTS)  # the caption task's own recipe replaces the classification defaults
+    if saved:
         values.update({k: v for k, v in saved.items() if k in values and k not in NOT_INHERITED})
     values.update(given)
     return argparse.Namespace(**values)

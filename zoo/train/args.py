@@ -30,6 +30,8 @@ def _floats(n: int):
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Add every training flag to `p` (defaults: the digits recipe)."""
     g = p.add_argument_group("model and data")
+    g.add_argument("--task", default="classification", choices=("classification", "caption"),
+                   help="what to train: an image classifier, or a captioner (defaults: the shapes recipe)")
     g.add_argument("--model", default=DEFAULT_MODEL, help=f"registered model name (default: {DEFAULT_MODEL})")
     g.add_argument("--dataset", default="digits", help="digits | imagefolder | cifar10 | cifar100")
     g.add_argument("--data-dir", default=None, help="dataset folder (imagefolder: DIR/train and DIR/val)")

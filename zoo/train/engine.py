@@ -108,23 +108,64 @@ class Trainer:
         if args.deterministic:
             set_deterministic()
         seed_everything(args.seed)
+        self.bad = data.BadImageCounter(args.max_bad_images, self.log)
+        self.setup_task()
+        self.batches_per_epoch = len(self.train_loader.sampler) // args.batch_size
+        self.updates_per_epoch = math.ceil(self.batches_per_epoch / args.grad_accum_steps)
+        self._build_optimization()
+        self.progress = Progress()
+        seed_everything(args.seed + dist.rank)  # model init was shared; per-process randomness from here on
+
+    # --- the task: what classification does here, another task (zoo.train.caption) overrides ------------
+
+    columns = report.COLUMNS  # of summary.csv
+
+    def setup_task(self) -> None:
+        """The run's datasets, model and loaders (model, train_loader, val_loader and num_classes)."""
+        args, dist = self.args, self.dist
         train_set, val_set = data.load_datasets(args)
         self.classes = list(train_set.classes)
         self.num_classes = len(self.classes)
         self.model = build_model(args, self.num_classes).to(self.device)
         self.data_config = data.resolve_data_config(args, self.model)
-        self.bad = data.BadImageCounter(args.max_bad_images, self.log)
         self._check_batch(len(train_set))
         self.train_loader = data.make_loader(train_set, data.train_transform(args, self.data_config), args,
                                              args.batch_size, True, dist.rank, dist.world_size)
         self.val_loader = data.make_loader(val_set, self.data_config.eval_transform(), args,
                                            args.validation_batch_size or args.batch_size, False, dist.rank,
                                            dist.world_size)
-        self.batches_per_epoch = len(self.train_loader.sampler) // args.batch_size
-        self.updates_per_epoch = math.ceil(self.batches_per_epoch / args.grad_accum_steps)
-        self._build_optimization()
-        self.progress = Progress()
-        seed_everything(args.seed + dist.rank)  # model init was shared; per-process randomness from here on
+
+    def compute_loss(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.criterion(self.train_model(images), targets)
+
+    def evaluate_epoch(self) -> dict:
+        return evaluate(self.eval_model, self.val_loader, self.device, self.autocast, self.num_classes,
+                        self.dist, self.bad)
+
+    @staticmethod
+    def metric_columns(metrics: dict) -> dict:
+        """The evaluation's columns of summary.csv."""
+        return {"eval_loss": metrics["loss"], "eval_top1": metrics["top1"], "eval_top5": metrics["top5"]}
+
+    @staticmethod
+    def score(metrics: dict) -> float:
+        """What picks the best checkpoint (higher is better)."""
+        return metrics["top1"]
+
+    @staticmethod
+    def format_row(row: dict) -> str:
+        return report.format_row(row)
+
+    def describe(self) -> str:
+        return f"{self.num_classes} classes"
+
+    def finish(self, metrics: dict | None) -> None:
+        """After the last epoch, on the main process: curves, confusion matrix, the closing line."""
+        report.plot_curves(self.run_dir / "curves.png", self.progress.rows)
+        report.plot_confusion(self.run_dir / "confusion_matrix.png", metrics["confusion"], self.classes)
+        p = self.progress
+        self.log(f"done: last top-1 {metrics['top1']:.2f}%, best {p.best_top1:.2f}% (epoch "
+                 f"{p.best_epoch}); {self.run_dir}")
 
     def log(self, message: str) -> None:
         if self.dist.is_main:
@@ -185,11 +226,12 @@ class Trainer:
         }
 
     def save(self, name: str, metrics: dict | None, best: bool) -> None:
+        rng = ddp.gather_objects(checkpoint.rng_state(), self.dist)  # every process draws its own numbers
         if not self.dist.is_main or self.run_dir is None:
             return
         state = {
             "progress": dataclasses.asdict(self.progress), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "rng": checkpoint.rng_state(),
+            "scheduler": self.scheduler.state_dict(), "rng": rng,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
         }
         checkpoint.save(self.run_dir, name, self.model, self.eval_model if self.ema else None,
@@ -210,10 +252,11 @@ class Trainer:
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.progress = Progress(**state["progress"])
-        checkpoint.set_rng_state(state["rng"])
+        rng = state["rng"]  # one per process of the interrupted run; a process it did not have takes rank 0's
+        checkpoint.set_rng_state(rng[self.dist.rank] if self.dist.rank < len(rng) else rng[0])
         if self.dist.is_main and self.run_dir is not None:
             checkpoint.clean(self.run_dir)
-            report.write_summary(self.run_dir, self.progress.rows)
+            report.write_summary(self.run_dir, self.progress.rows, self.columns)
         self.log(f"resumed from {folder} at epoch {self.progress.epoch + 1}, batch {self.progress.batch} "
                  f"({self.progress.updates} updates)")
 
@@ -225,23 +268,21 @@ class Trainer:
         while self.progress.epoch < self.args.epochs:
             start = time.perf_counter() - self.progress.seconds
             self.train_epoch(start)
-            metrics = evaluate(self.eval_model, self.val_loader, self.device, self.autocast, self.num_classes,
-                               self.dist, self.bad)
+            metrics = self.evaluate_epoch()
             p = self.progress
             row = {"epoch": p.epoch + 1, "train_loss": p.loss_sum / max(p.loss_count, 1),
-                   "eval_loss": metrics["loss"], "eval_top1": metrics["top1"], "eval_top5": metrics["top5"],
-                   "lr": max(g["lr"] for g in self.optimizer.param_groups),
+                   **self.metric_columns(metrics), "lr": max(g["lr"] for g in self.optimizer.param_groups),
                    "seconds": time.perf_counter() - start}
             p.rows.append(row)
-            best = metrics["top1"] > p.best_top1
+            best = self.score(metrics) > p.best_top1  # best_top1 holds the task's score
             if best:
-                p.best_top1, p.best_epoch = metrics["top1"], p.epoch + 1
+                p.best_top1, p.best_epoch = self.score(metrics), p.epoch + 1
             p.epoch, p.batch, p.loss_sum, p.loss_count, p.seconds = p.epoch + 1, 0, 0.0, 0, 0.0
             self.scheduler.step(p.epoch)
             self.save(f"epoch{p.epoch:04d}", metrics, best)
             if self.dist.is_main and self.run_dir is not None:
-                report.write_summary(self.run_dir, p.rows)
-            self.log(report.format_row(row))
+                report.write_summary(self.run_dir, p.rows, self.columns)
+            self.log(self.format_row(row))
         self.metrics = metrics
         return metrics
 
@@ -286,7 +327,7 @@ class Trainer:
         sync = self.train_model.no_sync() if self.dist.enabled and accumulate else nullcontext()
         with sync:
             with self.autocast():
-                loss = self.criterion(self.train_model(images), targets_in)
+                loss = self.compute_loss(images, targets_in)
             scaled = loss / a.grad_accum_steps
             (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
         p.loss_sum += loss.item() * len(images)
@@ -313,6 +354,17 @@ class Trainer:
         self.scheduler.step_update(num_updates=p.updates)
 
 
+def trainer_class(task: str) -> type[Trainer]:
+    """The Trainer of a --task: the engine's own for classification, a subclass for another task."""
+    if task == "classification":
+        return Trainer
+    if task == "caption":
+        from zoo.train.caption import CaptionTrainer
+
+        return CaptionTrainer
+    raise ConfigError(f"unknown --task {task!r}; use classification or caption")
+
+
 def default_run_dir(args) -> Path:
     if args.output:
         return Path(args.output)
@@ -331,25 +383,20 @@ def train(args) -> Path | None:
             run_dir = checkpoint.run_dir_of(checkpoint.find(args.resume, ("last",))) \
                 if args.resume and not args.output else default_run_dir(args)
             run_dir.mkdir(parents=True, exist_ok=True)
-        trainer = Trainer(args, dist, run_dir)
+        trainer = trainer_class(args.task)(args, dist, run_dir)
         if args.resume:
             trainer.resume(args.resume)
         if dist.is_main:
             report.write_args(run_dir, {k: (list(v) if isinstance(v, tuple) else v)
                                         for k, v in vars(args).items() if k not in ("func",)})
             n_train, n_val = len(trainer.train_loader.dataset), len(trainer.val_loader.dataset)
-            trainer.log(f"run folder: {run_dir}  ({trainer.num_classes} classes, {n_train} train / "
+            trainer.log(f"run folder: {run_dir}  ({trainer.describe()}, {n_train} train / "
                         f"{n_val} val images, device {dist.device}, {dist.world_size} process(es))")
         metrics = trainer.run()
-        if metrics is None:  # resumed a finished run: evaluate once more for the confusion matrix
-            metrics = evaluate(trainer.eval_model, trainer.val_loader, trainer.device, trainer.autocast,
-                               trainer.num_classes, dist)
+        if metrics is None:  # resumed a finished run: evaluate once more for the final report
+            metrics = trainer.evaluate_epoch()
         if dist.is_main:
-            report.plot_curves(run_dir / "curves.png", trainer.progress.rows)
-            report.plot_confusion(run_dir / "confusion_matrix.png", metrics["confusion"], trainer.classes)
-            p = trainer.progress
-            trainer.log(f"done: last top-1 {metrics['top1']:.2f}%, best {p.best_top1:.2f}% (epoch "
-                        f"{p.best_epoch}); {run_dir}")
+            trainer.finish(metrics)
         ddp.barrier(dist)
         return run_dir
     finally:

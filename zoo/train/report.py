@@ -20,14 +20,14 @@ def read_args(run_dir: Path) -> dict:
     return yaml.safe_load(path.read_text()) if path.is_file() else {}
 
 
-def write_summary(run_dir: Path, rows: list[dict]) -> None:
+def write_summary(run_dir: Path, rows: list[dict], columns: tuple[str, ...] = COLUMNS) -> None:
     """Rewrite summary.csv from all rows so far (the rows travel in the checkpoint, so a resumed run never
     duplicates or loses a line)."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: row[k] for k in COLUMNS})
+        writer.writerow({k: row[k] for k in columns})
     atomic_write_text(Path(run_dir) / "summary.csv", out.getvalue())
 
 
@@ -46,8 +46,12 @@ def _figure():
     return plt
 
 
-def plot_curves(path: Path, rows: list[dict]) -> None:
-    """Losses (left) and top-1/top-5 accuracy (right) per epoch."""
+CURVES = {"top-1": "eval_top1", "top-5": "eval_top5"}
+
+
+def plot_curves(path: Path, rows: list[dict], curves: dict[str, str] = CURVES, ylabel: str = "accuracy (%)",
+                title: str = "eval accuracy") -> None:
+    """Losses (left) and the evaluation's curves (right; label -> summary column, in %) per epoch."""
     if not rows:
         return
     plt = _figure()
@@ -57,9 +61,9 @@ def plot_curves(path: Path, rows: list[dict]) -> None:
     ax_loss.plot(epochs, [r["eval_loss"] for r in rows], label="eval")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_loss.legend()
-    ax_acc.plot(epochs, [r["eval_top1"] for r in rows], label="top-1")
-    ax_acc.plot(epochs, [r["eval_top5"] for r in rows], label="top-5")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="eval accuracy")
+    for label, column in curves.items():
+        ax_acc.plot(epochs, [r[column] for r in rows], label=label)
+    ax_acc.set(xlabel="epoch", ylabel=ylabel, title=title)
     ax_acc.legend()
     fig.tight_layout()
     atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=100))
