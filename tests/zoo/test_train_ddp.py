@@ -3,29 +3,45 @@
 import csv
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
-def test_two_process_ddp_run(tmp_path, capsys):
+TINY = ("--model", "vit_test", "--train-subset", "64", "--val-subset", "41", "-b", "8", "--no-progress",
+        "--device", "cpu")
+
+
+def _torchrun_path() -> str:
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
-    if torchrun is None:
-        pytest.skip("torchrun is not installed next to this Python")
-    run = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(
-        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "zoo", "train", "--model", "vit_test",
-         "--epochs", "2", "--train-subset", "64", "--val-subset", "41", "-b", "8", "--no-progress",
-         "--device", "cpu", "--output", str(run)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert torchrun is not None, "torchrun (installed with torch) is missing next to this Python"
+    return torchrun
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+def _torchrun(*args: str) -> str:
+    """`torchrun --nproc_per_node=2 -m zoo train ARGS`; returns the log of both processes."""
+    out = subprocess.run([_torchrun_path(), "--standalone", "--nproc_per_node=2", "-m", "zoo", "train", *args],
+                         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=900)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-4000:]
+    return log
+
+
+@pytest.mark.slow
+def test_two_process_ddp_run(tmp_path, capsys):
+    run = tmp_path / "run"
+    log = _torchrun(*TINY, "--epochs", "2", "--output", str(run))
     assert "2 process(es)" in log and log.count("run folder:") == 1  # rank 1 neither logs nor writes
     with open(run / "summary.csv") as f:
         rows = list(csv.DictReader(f))
@@ -45,3 +61,36 @@ def test_two_process_ddp_run(tmp_path, capsys):
 
     assert main(["validate", "--checkpoint", str(run / "last")]) == 0
     assert f"41 images  top-1 {float(rows[-1]['eval_top1']):.2f}%" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_killed_ddp_run_resumes_bit_identical(tmp_path):
+    """Both processes are SIGKILLed once epoch 1 is saved; on resume each takes back its own random state
+    (drop_path draws differ per rank), so the run ends with exactly the weights of an unbroken one."""
+    from safetensors.torch import load_file
+
+    args = (*TINY, "--deterministic", "--epochs", "3")
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    _torchrun(*args, "--output", str(whole))
+    proc = subprocess.Popen([_torchrun_path(), "--standalone", "--nproc_per_node=2", "-m", "zoo", "train", *args,
+                             "--output", str(killed)], cwd=ROOT, env=_env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            link = killed / "last"
+            if link.is_symlink() and os.readlink(link).endswith("epoch0001"):
+                break
+            time.sleep(0.005)
+        os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL, f"the run ended ({proc.returncode}) before it could be killed"
+    assert "resumed from" in _torchrun("--resume", str(killed), "--no-progress")
+    a = load_file(str(whole / "last" / "model.safetensors"))
+    b = load_file(str(killed / "last" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"{key} differs after a DDP resume"

@@ -60,6 +60,15 @@ def all_sum(values: torch.Tensor, d: Dist) -> torch.Tensor:
     return values
 
 
+def gather_objects(obj, d: Dist) -> list:
+    """Every process's picklable `obj`, in rank order ([obj] when alone)."""
+    if not d.enabled:
+        return [obj]
+    out = [None] * d.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def barrier(d: Dist) -> None:
     if d.enabled:
         dist.barrier()
