@@ -205,3 +205,18 @@ def test_help_lists_the_flags(command, capsys):
     out = capsys.readouterr().out
     assert "--checkpoint" in out if command != "train" else all(
         flag in out for flag in ("--model-ema-decay", "--aa", "--mixup", "--layer-decay", "--resume"))
+
+
+@pytest.mark.slow
+def test_torchcompile_trains_like_eager_and_saves_plain_weights(tmp_path):
+    """--torchcompile (inductor) trains the same model as eager mode up to float rounding, and its checkpoint
+    holds the plain model's names, so `zoo validate` loads it without torch.compile."""
+    flags = (*TINY, "--epochs", "1", "--deterministic", "--drop-path", "0.0")  # inductor has its own RNG
+    eager, compiled = tmp_path / "eager", tmp_path / "compiled"
+    for run, extra in ((eager, ()), (compiled, ("--torchcompile",))):
+        out = zoo_cli("train", *flags, *extra, "--output", str(run), timeout=900)
+        assert out.returncode == 0, out.stderr[-3000:]
+    loss_eager, loss_compiled = (float(read_summary(r)[0]["train_loss"]) for r in (eager, compiled))
+    assert loss_compiled == pytest.approx(loss_eager, rel=1e-3)
+    out = zoo_cli("validate", "--checkpoint", str(compiled))
+    assert out.returncode == 0 and "top-1" in out.stdout, out.stderr[-3000:]
