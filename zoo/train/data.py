@@ -154,7 +154,7 @@ def make_loader(dataset, transform, args, batch_size: int, train: bool, rank=0, 
     sampler = EpochSampler(len(dataset), shuffle=train, seed=args.seed, rank=rank, world_size=world_size)
     return DataLoader(Transformed(dataset, transform, args.in_chans == 1), batch_size=batch_size,
                       sampler=sampler, num_workers=args.workers, collate_fn=collate, drop_last=train,
-                      pin_memory=args.pin_mem, persistent_workers=False,
+                      pin_memory=args.pin_mem, persistent_workers=args.workers > 0,
                       # Its own generator: starting an epoch must not draw from the global RNG, or a run
                       # resumed mid-epoch would see different dropout/drop-path masks than an unbroken one.
                       generator=torch.Generator().manual_seed(args.seed))
