@@ -11,6 +11,59 @@ from shared.cache import CrossKV, KVCache
 from shared.positions import RotaryEmbedding
 
 
+class FusedWeights:
+    """The concatenation of several nn.Linear layers' weights and biases, for one GEMM over a shared input.
+
+    With gradients on, the concatenation is taken inside autograd on every call, so each layer's own
+    parameters receive their gradients. With gradients off it is cached: reused while every source tensor
+    still points at the same memory (not moved, cast or swapped) and has the same `_version` (not changed in
+    place, e.g. by an optimizer step or load_state_dict); parameters made under inference_mode have no
+    version counter, so they are concatenated afresh. A missing bias is a zero bias (Whisper's keys).
+    A plain object, so the cache is never in a state dict and never moved by `.to()`.
+    """
+
+    def __init__(self):
+        self.sources: list[tuple[torch.Tensor, int]] = []  # (detached alias, version) per source tensor
+        self.weight: torch.Tensor | None = None
+        self.bias: torch.Tensor | None = None
+
+    def __call__(self, layers: tuple[nn.Linear, ...]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            self.clear()  # do not hold a copy of the weights while training
+            return concat(layers)
+        tensors = [t for layer in layers for t in (layer.weight, layer.bias) if t is not None]
+        if any(t.is_inference() for t in tensors):  # made under inference_mode: no version to watch
+            return concat(layers)
+        if len(tensors) != len(self.sources) or not all(
+                alias.is_set_to(t) and version == t._version for (alias, version), t in zip(self.sources, tensors)):
+            weight, self.bias = concat(layers)
+            self.weight = weight.t().contiguous().t()  # column-major: faster when decoding (shared.layout)
+            # Holding the aliases keeps the old memory alive, so a new tensor can never reuse its address.
+            self.sources = [(t.detach(), t._version) for t in tensors]
+        return self.weight, self.bias
+
+    def clear(self) -> None:
+        self.sources, self.weight, self.bias = [], None, None
+
+
+def concat(layers: tuple[nn.Linear, ...]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Stacked weights (sum of outputs, in) and biases (sum of outputs,), or None when no layer has a bias."""
+    weight = torch.cat([layer.weight for layer in layers])
+    if all(layer.bias is None for layer in layers):
+        return weight, None
+    bias = torch.cat([layer.bias if layer.bias is not None else layer.weight.new_zeros(layer.out_features)
+                      for layer in layers])
+    return weight, bias
+
+
+def plain_linear(layer: nn.Module) -> bool:
+    """Whether the layer is exactly F.linear(x, weight, bias), so that fusing it changes nothing.
+
+    Quantized, parametrized or wrapped layers (subclasses) and layers with hooks run as themselves.
+    """
+    return type(layer) is nn.Linear and not (layer._forward_hooks or layer._forward_pre_hooks)
+
+
 class Attention(nn.Module):
     """Multi-head self- or cross-attention with separate q/k/v/out projections.
 
@@ -25,7 +78,8 @@ class Attention(nn.Module):
         rotary: rotary embedding applied to queries and keys of self-attention.
 
     Uses F.scaled_dot_product_attention, except when `return_weights=True` asks for the probabilities,
-    which takes the explicit softmax path.
+    which takes the explicit softmax path. Self-attention projects q, k and v with one GEMM over the three
+    layers' concatenated weights (see FusedWeights); the parameters stay the three separate layers.
     """
 
     def __init__(self, dim: int, n_heads: int, n_kv_heads: int | None = None, head_dim: int | None = None,
@@ -45,6 +99,25 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(kv_in, self.n_kv_heads * self.head_dim, bias=bias if key_bias is None else key_bias)
         self.v_proj = nn.Linear(kv_in, self.n_kv_heads * self.head_dim, bias=bias)
         self.out_proj = nn.Linear(n_heads * self.head_dim, dim, bias=bias)
+        self.fused_qkv = FusedWeights()  # used by self-attention only
+
+    def _apply(self, fn, recurse=True):
+        self.fused_qkv.clear()  # moved or cast: drop the old copy now rather than at the next call
+        return super()._apply(fn, recurse)
+
+    def __getstate__(self):
+        # deepcopy and pickle: a copy starts without the cache (its tensors get new versions and memory).
+        return {**super().__getstate__(), "fused_qkv": FusedWeights()}
+
+    def _project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v of self-attention from one GEMM: (B, T, H·Dh), (B, T, Hkv·Dh), (B, T, Hkv·Dh)."""
+        layers = (self.q_proj, self.k_proj, self.v_proj)
+        if not all(plain_linear(layer) for layer in layers):
+            return tuple(layer(x) for layer in layers)
+        weight, bias = self.fused_qkv(layers)
+        qkv = F.linear(x, weight, bias)  # (B, T, (H + 2·Hkv)·Dh)
+        kv_width = self.n_kv_heads * self.head_dim
+        return qkv.split([self.n_heads * self.head_dim, kv_width, kv_width], dim=-1)
 
     def _heads(self, x: torch.Tensor, n: int) -> torch.Tensor:
         B, T, _ = x.shape
@@ -56,22 +129,24 @@ class Attention(nn.Module):
 
         Returns (B, T, D), or ((B, T, D), (B, H, T, Tk) weights) when return_weights.
         """
-        q = self._heads(self.q_proj(x), self.n_heads)  # (B, H, T, Dh)
         if context is None:
-            k = self._heads(self.k_proj(x), self.n_kv_heads)  # (B, Hkv, T, Dh)
-            v = self._heads(self.v_proj(x), self.n_kv_heads)
+            q, k, v = self._project_qkv(x)
+            q = self._heads(q, self.n_heads)  # (B, H, T, Dh)
+            k, v = self._heads(k, self.n_kv_heads), self._heads(v, self.n_kv_heads)  # (B, Hkv, T, Dh)
             if self.rotary is not None:
                 offset = cache.length if cache is not None else 0
                 q, k = self.rotary(q, offset), self.rotary(k, offset)
             if cache is not None:
                 k, v = cache.update(k, v)  # (B, Hkv, Tpast + T, Dh)
-        elif cache is not None and cache.k is not None:
-            k, v = cache.k, cache.v  # projected from the memory at the first step
         else:
-            k = self._heads(self.k_proj(context), self.n_kv_heads)  # (B, Hkv, S, Dh)
-            v = self._heads(self.v_proj(context), self.n_kv_heads)
-            if cache is not None:
-                cache.k, cache.v = k, v
+            q = self._heads(self.q_proj(x), self.n_heads)  # (B, H, T, Dh)
+            if cache is not None and cache.k is not None:
+                k, v = cache.k, cache.v  # projected from the memory at the first step
+            else:
+                k = self._heads(self.k_proj(context), self.n_kv_heads)  # (B, Hkv, S, Dh)
+                v = self._heads(self.v_proj(context), self.n_kv_heads)
+                if cache is not None:
+                    cache.k, cache.v = k, v
 
         if self.n_kv_heads != self.n_heads:  # grouped-query attention: share each K/V head across its group
             repeat = self.n_heads // self.n_kv_heads
