@@ -18,9 +18,12 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
+
+from shared.errors import WeightsError
 
 SUPPORTED_BINARY_VERSIONS = (6,)
 MAX_RANK = 8  # CTranslate2 tensors are at most 4-D; anything far beyond is corruption
@@ -39,8 +42,11 @@ DTYPES: dict[int, tuple[np.dtype, torch.dtype]] = {
 DTYPE_IDS = {torch_dtype: i for i, (_, torch_dtype) in DTYPES.items()}
 
 
-class WeightsFormatError(ValueError):
-    """A weights file or state dict that does not have the expected structure; names file and key."""
+class WeightsFormatError(WeightsError, ValueError):
+    """A weights file or state dict that does not have the expected structure; names file and key.
+
+    A WeightsError, so callers and the CLI treat it like any other weights problem (one line, exit 2).
+    """
 
 
 @dataclass
@@ -61,30 +67,50 @@ class CT2Model:
 
 
 class _Reader:
-    """A cursor over the file's bytes that refuses to read past the end."""
+    """A cursor over an open file that refuses to read past its end.
 
-    def __init__(self, data: bytes | memoryview, path: Path):
-        self.data = memoryview(data)
+    Tensor data is read straight into the arrays that become the tensors, so loading holds one copy of the
+    weights, never the file's bytes and a copy of them at once.
+    """
+
+    def __init__(self, file: BinaryIO, path: Path):
+        self.file = file
+        self.size = os.fstat(file.fileno()).st_size
         self.pos = 0
         self.path = path
         self.where = "the header"  # what is being read, for error messages
 
     @property
     def left(self) -> int:
-        return len(self.data) - self.pos
+        return self.size - self.pos
 
     def fail(self, problem: str) -> WeightsFormatError:
         return WeightsFormatError(
-            f"{self.path}: {self.where}: {problem} (at byte {self.pos} of {len(self.data)}); "
+            f"{self.path}: {self.where}: {problem} (at byte {self.pos} of {self.size}); "
             "the CTranslate2 model.bin is corrupt or truncated, re-download or re-convert it"
         )
 
-    def take(self, n: int, what: str) -> memoryview:
+    def _check(self, n: int, what: str) -> None:
         if n > self.left:
             raise self.fail(f"{what} needs {n} bytes but only {self.left} remain")
-        chunk = self.data[self.pos : self.pos + n]
+
+    def take(self, n: int, what: str) -> bytes:
+        self._check(n, what)
+        chunk = self.file.read(n)
+        if len(chunk) != n:
+            raise self.fail(f"{what}: the file ended early (it changed while being read)")
         self.pos += n
         return chunk
+
+    def array(self, dtype: np.dtype, count: int, what: str) -> np.ndarray:
+        """`count` items of `dtype` read into a new (aligned, writable) array."""
+        n = count * dtype.itemsize
+        self._check(n, what)
+        out = np.empty(count, dtype=dtype)
+        if self.file.readinto(memoryview(out).cast("B")) != n:
+            raise self.fail(f"{what}: the file ended early (it changed while being read)")
+        self.pos += n
+        return out
 
     def u8(self, what: str) -> int:
         return self.take(1, what)[0]
@@ -124,8 +150,12 @@ def read_ct2(path: str | os.PathLike) -> CT2Model:
         path = path / "model.bin"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such CTranslate2 model file")
-    r = _Reader(path.read_bytes(), path)
+    with open(path, "rb") as file:
+        return _parse(_Reader(file, path))
 
+
+def _parse(r: _Reader) -> CT2Model:
+    """Header, variables, aliases, and nothing after them."""
     version = r.u32("binary version")
     if version not in SUPPORTED_BINARY_VERSIONS:
         raise r.fail(
@@ -194,8 +224,8 @@ def _read_tensor(r: _Reader) -> torch.Tensor:
             f"byte count {n_bytes} does not match shape {shape} of {torch_dtype} "
             f"({numel * np_dtype.itemsize} bytes)"
         )
-    raw = r.take(n_bytes, "tensor data")
-    # astype copies: the tensor owns writable memory in native byte order instead of pinning the file buffer.
-    array = np.frombuffer(raw, dtype=np_dtype, count=numel).reshape(shape).astype(np_dtype.newbyteorder("="))
+    array = r.array(np_dtype, numel, "tensor data").reshape(shape)
+    if not array.dtype.isnative:  # big-endian machines: swap in place, still one copy
+        array = array.byteswap(inplace=True).view(np_dtype.newbyteorder("="))
     tensor = torch.from_numpy(array)
     return tensor.view(torch.bfloat16) if torch_dtype == torch.bfloat16 else tensor

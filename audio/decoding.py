@@ -161,7 +161,21 @@ class _WindowDecoder:
         hidden = decoder.stack(decoder.embed(tokens, offset=cache.length), cache=cache)  # (B, T, D)
         if self.sot_logits is None:
             self.sot_logits = decoder.head(hidden[:, self.sot_index])  # (B, V)
+            _contiguous_cross_kv(cache)
         return decoder.head(hidden[:, -1:])
+
+
+def _contiguous_cross_kv(cache) -> None:
+    """Re-lay the cross-attention keys and values, projected at the prefill, as contiguous (B, H, S, Dh).
+
+    They are head-split views of (B, S, H·Dh) projections; every later step attends one query over all S
+    positions, and scaled_dot_product_attention reads contiguous heads about twice as fast on the CPU
+    (same values, same result).
+    """
+    for layer in cache.layers:
+        cross = layer.cross_attn
+        if cross is not None and cross.k is not None:
+            cross.k, cross.v = cross.k.contiguous(), cross.v.contiguous()
 
 
 def initial_tokens(tokenizer, options: DecodingOptions, n_text_ctx: int, language: str | None) -> list[int]:

@@ -24,13 +24,51 @@ FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100: 10 ms per mel frame
 TOKENS_PER_SECOND = SAMPLE_RATE // N_SAMPLES_PER_TOKEN  # 50: 20 ms per encoder position
 
 
+_MEL_LINEAR_HZ = 200.0 / 3  # Hz per mel below the break
+_MEL_BREAK_HZ = 1000.0
+_MEL_BREAK = _MEL_BREAK_HZ / _MEL_LINEAR_HZ  # 15 mels
+_MEL_LOG_STEP = np.log(6.4) / 27.0  # log-Hz per mel above the break
+
+
+def _hz_to_mel(freqs: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (the Auditory Toolbox's, librosa's default): linear below 1 kHz, log above."""
+    mels = freqs / _MEL_LINEAR_HZ
+    log_region = freqs >= _MEL_BREAK_HZ
+    mels[log_region] = _MEL_BREAK + np.log(freqs[log_region] / _MEL_BREAK_HZ) / _MEL_LOG_STEP
+    return mels
+
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    freqs = _MEL_LINEAR_HZ * mels
+    log_region = mels >= _MEL_BREAK
+    freqs[log_region] = _MEL_BREAK_HZ * np.exp(_MEL_LOG_STEP * (mels[log_region] - _MEL_BREAK))
+    return freqs
+
+
+def slaney_mel_filters(n_mels: int, sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT) -> np.ndarray:
+    """Triangular filters evenly spaced on Slaney's mel scale from 0 Hz to Nyquist, each scaled to unit area
+    (Slaney normalisation): (n_mels, n_fft // 2 + 1) float32.
+
+    The filterbank Whisper was trained with (librosa.filters.mel(sr, n_fft, n_mels) with its defaults,
+    htk=False, norm="slaney"); computed here in float64 like librosa, so features need no librosa import.
+    """
+    fft_freqs = np.arange(n_fft // 2 + 1) * (1.0 / (n_fft * (1.0 / sample_rate)))  # (F,), as numpy's rfftfreq
+    mel_edges = np.linspace(0.0, _hz_to_mel(np.array([sample_rate / 2.0]))[0], n_mels + 2)
+    hz_edges = _mel_to_hz(mel_edges)  # (n_mels + 2,): lower edge, centre and upper edge of each triangle
+    widths = np.diff(hz_edges)  # (n_mels + 1,)
+    ramps = hz_edges[:, None] - fft_freqs[None, :]  # (n_mels + 2, F)
+    rising = -ramps[:-2] / widths[:-1, None]  # (n_mels, F)
+    falling = ramps[2:] / widths[1:, None]
+    # Rounded to float32 before the area scaling, as librosa does, so the result is bit-identical to the
+    # table openai-whisper ships (mel_filters.npz).
+    weights = np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
+    weights *= (2.0 / (hz_edges[2:] - hz_edges[:-2]))[:, None]  # unit area per filter
+    return weights
+
+
 @lru_cache(maxsize=None)
 def _mel_filters_cpu(n_mels: int) -> torch.Tensor:
-    import librosa
-
-    # librosa's defaults are Slaney's mel scale with Slaney area normalisation, which is what Whisper used.
-    filters = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels, dtype=np.float32)
-    return torch.from_numpy(filters)
+    return torch.from_numpy(slaney_mel_filters(n_mels))
 
 
 def mel_filters(n_mels: int, device: torch.device | str | None = None) -> torch.Tensor:

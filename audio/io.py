@@ -13,12 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.errors import InputError
+
 SAMPLE_RATE = 16000
 SUPPORTED_FORMATS = "wav, flac, ogg or mp3"
 
 
-class AudioError(ValueError):
-    """An audio file that cannot be turned into samples; the message names the file and a fix."""
+class AudioError(InputError):
+    """An audio file that cannot be turned into samples; the message names the file and a fix.
+
+    An InputError (and so a ValueError): the CLI reports it in one line and goes on with the other files.
+    """
 
 
 def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -33,7 +38,7 @@ def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
     """
     path = Path(path)
     if sr <= 0:
-        raise ValueError(f"sample rate must be positive, got {sr}")
+        raise InputError(f"sample rate must be positive, got {sr}")
     if not path.exists():
         raise AudioError(f"{path}: no such file; check the path")
     if path.is_dir():

@@ -34,12 +34,9 @@ def format_timestamp(seconds: float, always_include_hours: bool = False, decimal
 
 def _as_audio(audio) -> np.ndarray | torch.Tensor:
     if isinstance(audio, (str, os.PathLike)):
-        from audio.io import AudioError, load_audio
+        from audio.io import load_audio
 
-        try:
-            return load_audio(audio)
-        except AudioError as err:
-            raise InputError(str(err)) from None
+        return load_audio(audio)  # its AudioError is an InputError
     if isinstance(audio, (np.ndarray, torch.Tensor)):
         if audio.ndim != 1 or audio.shape[0] == 0:
             raise InputError(

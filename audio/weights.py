@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 
-from audio.ct2 import WeightsFormatError
 from audio.whisper import Whisper, WhisperConfig
 from shared.errors import WeightsError
 from shared.pretrained import load_checked
@@ -163,8 +162,8 @@ def read_openai_state(path: str | os.PathLike) -> tuple[WhisperConfig, dict[str,
         raise WeightsError(f"{path}: a zoo save_pretrained() folder; load it with Whisper.from_pretrained()")
     reader = {"ct2": load_ct2_whisper, "openai": load_openai_checkpoint, "hf": _read_hf}[kind]
     try:
-        dims, state = reader(target)
-    except (WeightsFormatError, FileNotFoundError, KeyError, json.JSONDecodeError) as err:
+        dims, state = reader(target)  # a WeightsFormatError is already a one-line WeightsError
+    except (FileNotFoundError, KeyError, json.JSONDecodeError) as err:
         raise WeightsError(
             str(err).splitlines()[0] if str(err) else f"{target}: unreadable weights"
         ) from None

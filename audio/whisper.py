@@ -15,6 +15,7 @@ from audio.stem import ConvStem
 from shared.cache import Cache
 from shared.errors import InputError
 from shared.heads import LMHead
+from shared.layout import column_major_table, column_major_wide_mlps
 from shared.positions import LearnedPositions, SinusoidalPositions
 from shared.pretrained import PretrainedMixin
 from shared.transformer import TransformerConfig, build_stack
@@ -98,12 +99,14 @@ class Whisper(PretrainedMixin, nn.Module):
             _stack_config(c.n_audio_state, c.n_audio_layer, c.n_audio_head, decoder=False)
         )
         embed = TextEmbedding(c.n_vocab, c.n_text_state, LearnedPositions(c.n_text_ctx, c.n_text_state))
+        column_major_table(embed.token)  # the tied output head: see shared.layout
         stack = build_stack(
             _stack_config(
                 c.n_text_state, c.n_text_layer, c.n_text_head, decoder=True, context_dim=c.n_audio_state
             )
         )
         self.decoder = TextDecoder(embed, stack, LMHead(c.n_text_state, c.n_vocab, tied=embed.token))
+        column_major_wide_mlps(stack.blocks)  # the encoder's matrix-matrix products do not depend on the layout
 
     @property
     def is_multilingual(self) -> bool:

@@ -11,6 +11,7 @@ from shared.errors import InputError
 from shared.generation import BeamSearch, GenerationOutput, Greedy, Sample, generate
 from shared.heads import LMHead
 from shared.init import normal_init
+from shared.layout import column_major_table, column_major_wide_mlps
 from shared.positions import LearnedPositions
 from shared.pretrained import PretrainedMixin
 from shared.transformer import TransformerConfig, build_stack
@@ -52,12 +53,14 @@ class GPT2(PretrainedMixin, nn.Module):
             dropout=config.dropout, attn_dropout=config.dropout, causal=True))
         embed = TextEmbedding(config.vocab_size, config.dim, LearnedPositions(config.max_len, config.dim),
                               dropout=config.dropout)
+        column_major_table(embed.token)  # the tied output head, read whole for every token: see shared.layout
         self.decoder = TextDecoder(embed, stack, LMHead(config.dim, config.vocab_size, tied=embed.token))
         self.apply(normal_init)
         # GPT-2 scales the init of the projections that write into the residual stream by 1/√(2·layers).
         for block in stack.blocks:
             for linear in (block.attn.out_proj, block.mlp.fc2):
                 nn.init.normal_(linear.weight, std=0.02 / (2 * config.n_layers) ** 0.5)
+        column_major_wide_mlps(stack.blocks)
 
     def _check(self, tokens: torch.Tensor, offset: int = 0) -> None:
         if tokens.dim() != 2:
@@ -79,10 +82,15 @@ class GPT2(PretrainedMixin, nn.Module):
     def init_cache(self, batch_size: int, max_len: int) -> Cache:
         return self.decoder.init_cache(batch_size, max_len)
 
-    def decode(self, tokens: torch.Tensor, cache: Cache) -> torch.Tensor:
-        """(B, T) new tokens -> (B, T, V) logits, advancing the cache."""
+    def decode(self, tokens: torch.Tensor, cache: Cache, mask: torch.Tensor | None = None,
+               position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) new tokens -> (B, T, V) logits, advancing the cache.
+
+        For left-padded batches (text.generate.generate_batch): mask (B, Tk) bool marks the real tokens of
+        everything cached so far plus these, position_ids (B, T) each row's own positions.
+        """
         self._check(tokens, cache.length)
-        return self.decoder.decode(tokens, cache)
+        return self.decoder(tokens, mask=mask, cache=cache, position_ids=position_ids)
 
     def start_generation(self, input_ids: torch.Tensor, max_new_tokens: int) -> tuple[torch.Tensor, Cache]:
         """The decoder prompt and an empty cache sized for it: a decoder-only model continues its input."""

@@ -14,8 +14,10 @@ from audio.features import (
     log_mel_spectrogram,
     mel_filters,
     pad_or_trim,
+    slaney_mel_filters,
 )
 from audio.io import AudioError, load_audio
+from shared.errors import InputError
 
 
 def _noise(seconds: float, seed: int = 0) -> np.ndarray:
@@ -73,7 +75,7 @@ def _one_line_error(path, match):
         load_audio(path)
     message = str(info.value)
     assert str(path) in message and "\n" not in message
-    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, InputError) and isinstance(info.value, ValueError)
     return message
 
 
@@ -112,13 +114,41 @@ def test_log_mel_matches_openai_whisper(examples_dir, n_mels):
         theirs = whisper_audio.log_mel_spectrogram(torch.from_numpy(audio), n_mels=n_mels)
         assert ours.shape == theirs.shape == (n_mels, len(audio) // HOP_LENGTH)
         torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=0)
-    # with transcribe()'s right padding, numpy input, and a mel filterbank that came from librosa vs theirs
+    # with transcribe()'s right padding, numpy input, and our filterbank vs the table they ship
     ours = log_mel_spectrogram(speech, n_mels=n_mels, padding=N_SAMPLES)
     theirs = whisper_audio.log_mel_spectrogram(torch.from_numpy(speech), n_mels=n_mels, padding=N_SAMPLES)
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=0)
-    torch.testing.assert_close(
-        mel_filters(n_mels), whisper_audio.mel_filters("cpu", n_mels), atol=1e-6, rtol=0
+    assert torch.equal(mel_filters(n_mels), whisper_audio.mel_filters("cpu", n_mels))
+
+
+@pytest.mark.parametrize("n_mels", [80, 128, 40])
+def test_slaney_mel_filters_match_librosa(n_mels):
+    librosa = pytest.importorskip("librosa")
+    theirs = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels, htk=False, norm="slaney")
+    ours = slaney_mel_filters(n_mels)
+    assert ours.dtype == np.float32 and ours.shape == (n_mels, N_FFT // 2 + 1)
+    np.testing.assert_allclose(ours, theirs, atol=1e-6, rtol=0)
+    # another rate and FFT size exercise the formula rather than a stored table
+    np.testing.assert_allclose(
+        slaney_mel_filters(64, sample_rate=22050, n_fft=1024),
+        librosa.filters.mel(sr=22050, n_fft=1024, n_mels=64),
+        atol=1e-6,
+        rtol=0,
     )
+
+
+def test_features_do_not_import_librosa(examples_dir):
+    """librosa costs ~125 MiB resident; soundfile-readable 16 kHz files must not pull it in."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from audio.io import load_audio; from audio.features import log_mel_spectrogram; "
+        f"log_mel_spectrogram(load_audio({str(examples_dir / 'weather.wav')!r}), 128); "
+        "print('librosa' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_log_mel_range_and_silence():

@@ -137,6 +137,29 @@ def test_save_and_load_round_trip(tmp_path):
     assert loaded.decoder.head._tied[0] is loaded.decoder.embed.token  # still tied after loading
 
 
+def test_wide_decoder_weights_are_column_major_and_save_contiguous(tmp_path):
+    """The tied head and the decoder's MLP input layers are stored transposed for fast matrix-vector
+    products; values, shapes, gradients and the saved file are those of the ordinary row-major model."""
+    torch.manual_seed(0)
+    model = Whisper(TINY)
+    head = model.decoder.embed.token.weight
+    fc1 = model.decoder.stack.blocks[0].mlp.fc1.weight
+    for weight in (head, fc1):
+        assert weight.stride() == (1, weight.shape[0]) and weight.t().is_contiguous()
+    assert model.encoder.blocks[0].mlp.fc1.weight.is_contiguous()  # matrix-matrix: left as it is
+    state = model.state_dict()
+    assert state["decoder.embed.token.weight"].shape == (TINY.n_vocab, TINY.n_text_state)
+    row_major = Whisper(TINY)
+    row_major.load_state_dict({k: v.contiguous() for k, v in state.items()})
+    assert row_major.decoder.embed.token.weight.stride() == head.stride()  # loading keeps the layout
+    model.save_pretrained(tmp_path)
+    from safetensors.torch import load_file
+
+    saved = load_file(str(tmp_path / "model.safetensors"))["decoder.embed.token.weight"]
+    assert saved.is_contiguous() and torch.equal(saved, head.detach())
+    assert model.to(torch.float64).decoder.embed.token.weight.stride() == head.stride()
+
+
 def test_wrong_mel_shape_is_a_clear_error():
     model = Whisper(TINY)
     with pytest.raises(InputError, match="pad or trim"):

@@ -143,3 +143,32 @@ def test_a_pickle_that_is_not_plain_tensors_is_a_one_line_error(tmp_path):
 
     with pytest.raises(zoo.WeightsError, match="not a plain state dict of tensors"):
         load_hf_gpt2(tmp_path, zoo.create_model("gpt2_test"))
+
+
+def test_token_ids_are_checked_once_per_generation_not_per_step(monkeypatch):
+    import text.embedding
+
+    model = zoo.create_model("gpt2_test", dropout=0.0).eval()
+    calls = []
+    check = text.embedding.check_token_ids
+    monkeypatch.setattr(text.embedding, "check_token_ids", lambda *a: calls.append(1) or check(*a))
+    model.generate(torch.tensor([[5, 6, 7]]), max_new_tokens=6, stop_tokens=[])
+    assert len(calls) == 1  # the prompt; the decode steps feed ids the model chose itself
+    with pytest.raises(InputError, match=r"token ids must lie in \[0, 512\); got 3..600"):
+        model.generate(torch.tensor([[3, 600]]), max_new_tokens=2)
+    with pytest.raises(InputError, match=r"token ids must lie in \[0, 512\)"):
+        model(torch.tensor([[-1, 4]]))
+
+
+def test_the_head_and_widening_layers_are_column_major_and_save_as_usual(tmp_path):
+    """shared.layout: the tied head and the MLP input layers are stored transposed for fast decoding; the
+    saved weights and a reload are those of the ordinary layout."""
+    model = zoo.create_model("gpt2_test").eval()
+    head, fc1 = model.decoder.embed.token.weight, model.decoder.stack.blocks[0].mlp.fc1.weight
+    for weight in (head, fc1):
+        assert weight.t().is_contiguous() and not weight.is_contiguous()
+    model.save_pretrained(tmp_path)
+    again = GPT2.from_pretrained(tmp_path).eval()
+    tokens = torch.randint(0, model.config.vocab_size, (2, 7))
+    assert torch.equal(again(tokens), model(tokens))
+    assert again.decoder.head._tied[0] is again.decoder.embed.token
