@@ -6,21 +6,30 @@
 Inference: images/s of vit_small_patch16_224 at batch 1 and 8 (eval, inference mode). Training: steps/s
 (forward + cross-entropy + backward + AdamW step) of vit_tiny_patch4_32 at batch 128. timm's random weights
 are converted into zoo so both compute the same function; the script checks the outputs agree first.
-zoo and timm are timed in alternation and the median of the repetitions is reported, so a machine whose
-load changes during the run affects both alike. Prints the device, torch threads and the ratio zoo / timm
-(above 1 means zoo is faster).
+zoo and timm are timed in alternation, so a machine whose load changes during the run affects both alike;
+the best (least disturbed) and the median repetition are both reported. The training step gives both the
+same optimizer (AdamW, same settings), the same batch and the same input. Prints the device, torch threads,
+the load average and the ratios zoo / timm (above 1 means zoo is faster).
 """
 
 import argparse
+import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
-import timm
-import torch
-from torch.nn import functional as F
+# Run as a script, Python puts this folder first on the path, where the other benchmark scripts would shadow
+# the packages of the same names (benchmarks/text.py and the `text` package).
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
-import zoo
-from vision.convert import from_timm
+import timm  # noqa: E402
+import torch  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+import zoo  # noqa: E402
+from vision.convert import from_timm  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -43,15 +52,17 @@ def timed(fn, device: torch.device, iters: int) -> float:
 
 
 def compare(fns: dict, device: torch.device, warmup: int, reps: int, iters: int) -> dict:
-    """Median seconds per call of each fn, measured in alternation."""
+    """Seconds per call of each fn in every repetition, measured in alternation."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times = {name: [] for name in fns}
+    order = list(fns)
     for _ in range(reps):
-        for name, fn in fns.items():
-            times[name].append(timed(fn, device, iters))
-    return {name: statistics.median(t) for name, t in times.items()}
+        for name in order:
+            times[name].append(timed(fns[name], device, iters))
+        order.reverse()  # neither runs always first (warm caches, allocator state)
+    return times
 
 
 def pair(name: str, timm_kwargs: dict, device: torch.device, **overrides):
@@ -109,9 +120,16 @@ def bench_training(device, args) -> None:
 
 
 def report(title: str, unit: str, per_call: int, result: dict, diff: float) -> None:
-    zoo_rate, timm_rate = per_call / result["zoo"], per_call / result["timm"]
-    print(f"{title}: zoo {zoo_rate:.4g} {unit}, timm {timm_rate:.4g} {unit}, "
-          f"ratio zoo/timm {zoo_rate / timm_rate:.3f}  (max |logit diff| {diff:.1e})", flush=True)
+    """Rates of the best repetition, and the ratio zoo / timm of the best and of the median repetitions."""
+    best = {name: min(t) for name, t in result.items()}
+    median = {name: statistics.median(t) for name, t in result.items()}
+    print(f"{title}: zoo {per_call / best['zoo']:.4g} {unit}, timm {per_call / best['timm']:.4g} {unit}, "
+          f"ratio zoo/timm {best['timm'] / best['zoo']:.3f} (best), {median['timm'] / median['zoo']:.3f} (median)"
+          f"  (max |logit diff| {diff:.1e})", flush=True)
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -119,7 +137,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--reps", type=int, default=7, help="timed repetitions; the median is reported")
+    parser.add_argument("--reps", type=int, default=7, help="timed repetitions; best and median are reported")
     parser.add_argument("--iters", type=int, default=4, help="calls per repetition")
     parser.add_argument("--train-batch", type=int, default=128)
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast")
@@ -135,11 +153,12 @@ def main() -> None:
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device {device} ({name}), torch {torch.__version__}, timm {timm.__version__}, "
-          f"threads {torch.get_num_threads()}, amp {args.amp}, clock {args.clock}", flush=True)
+          f"threads {torch.get_num_threads()}, amp {args.amp}, clock {args.clock}, {load()}", flush=True)
     if args.only in (None, "inference"):
         bench_inference(device, args)
     if args.only in (None, "training"):
         bench_training(device, args)
+    print(f"end: {load()}", flush=True)
 
 
 if __name__ == "__main__":
