@@ -1,13 +1,18 @@
 """Reading Hugging Face-format weights safely: a folder or a file of safetensors, a sharded index, or a
-pickle loaded with weights_only=True (which refuses anything but tensors, so it cannot run code)."""
+pickle loaded with weights_only=True (which refuses anything but tensors, so it cannot run code); and the
+one way every HF converter loads: read config.json, build, read the tensors, convert, load with checks."""
 
 import json
 import pickle
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
+from torch import nn
 
 from shared.errors import WeightsError
+from shared.pretrained import load_checked
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 
@@ -47,3 +52,37 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{path}: not a state dict of tensors")
     return state
+
+
+def read_hf_config(folder: str | Path, kind: str) -> dict:
+    """The config.json of an HF model folder as a dict; a one-line WeightsError when missing or not JSON.
+
+    kind names the expected model in the message (e.g. "GPT-2").
+    """
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise WeightsError(f"{path}: not found; expected an HF {kind} folder")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise WeightsError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise WeightsError(f"{path}: not a JSON object; expected an HF {kind} config")
+    return config
+
+
+Model = TypeVar("Model", bound=nn.Module)
+
+
+def load_converted(path: str | Path, model: Model, convert: Callable) -> Model:
+    """Fill `model` in place from an HF folder or weights file: read the tensors, map them with
+    `convert(state, model.config, source=...)` (a converter of text/ or vision/), load with strict checks."""
+    state = convert(read_state_dict(path), model.config, source=str(path))
+    return load_checked(model, state, str(path))
+
+
+def build_from_hf(folder: str | Path, kind: str, config_from_hf: Callable[[dict], object],
+                  model_class: Callable, convert: Callable) -> nn.Module:
+    """Build the model that the folder's config.json describes and load its weights into it."""
+    config = config_from_hf(read_hf_config(folder, kind))
+    return load_converted(folder, model_class(config), convert)

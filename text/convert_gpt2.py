@@ -4,15 +4,13 @@ HF GPT-2 stores its projections as Conv1D, whose weight is (in, out): the transp
 key and value projections are one fused `c_attn` of width 3·D, split here into q/k/v.
 """
 
-import json
 import re
 from pathlib import Path
 
 import torch
 
 from shared.errors import WeightsError
-from shared.pretrained import load_checked
-from text.checkpoint_io import read_state_dict
+from text.checkpoint_io import build_from_hf, load_converted
 from text.gpt2 import GPT2, GPT2Config
 
 # Non-persistent causal-mask buffers that older transformers versions wrote into checkpoints.
@@ -94,13 +92,9 @@ def convert_gpt2(hf_state: dict[str, torch.Tensor], config: GPT2Config,
 
 def load_hf_gpt2(path: str | Path, model: GPT2) -> GPT2:
     """Fill `model` in place from an HF GPT-2 folder or weights file."""
-    state = convert_gpt2(read_state_dict(path), model.config, source=str(path))
-    return load_checked(model, state, str(path))
+    return load_converted(path, model, convert_gpt2)
 
 
 def gpt2_from_hf(path: str | Path) -> GPT2:
     """Build a GPT2 whose config follows the folder's config.json, and load its weights."""
-    config_path = Path(path) / "config.json"
-    if not config_path.is_file():
-        raise WeightsError(f"{config_path}: not found; expected an HF GPT-2 folder")
-    return load_hf_gpt2(path, GPT2(config_from_hf(json.loads(config_path.read_text()))))
+    return build_from_hf(path, "GPT-2", config_from_hf, GPT2, convert_gpt2)

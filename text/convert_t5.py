@@ -5,14 +5,12 @@ sublayers of a block (`layer.0` self-attention, `layer.1` cross-attention in the
 stores the relative position bias in block 0 of each stack only.
 """
 
-import json
 from pathlib import Path
 
 import torch
 
 from shared.errors import WeightsError
-from shared.pretrained import load_checked
-from text.checkpoint_io import read_state_dict
+from text.checkpoint_io import build_from_hf, load_converted
 from text.t5 import T5, T5Config
 
 # Aliases of `shared.weight` that HF may or may not write; when present they must equal it.
@@ -111,13 +109,9 @@ def convert_t5(hf_state: dict[str, torch.Tensor], config: T5Config,
 
 def load_hf_t5(path: str | Path, model: T5) -> T5:
     """Fill `model` in place from an HF T5 folder or weights file."""
-    state = convert_t5(read_state_dict(path), model.config, source=str(path))
-    return load_checked(model, state, str(path))
+    return load_converted(path, model, convert_t5)
 
 
 def t5_from_hf(path: str | Path) -> T5:
     """Build a T5 whose config follows the folder's config.json, and load its weights."""
-    config_path = Path(path) / "config.json"
-    if not config_path.is_file():
-        raise WeightsError(f"{config_path}: not found; expected an HF T5 folder")
-    return load_hf_t5(path, T5(config_from_hf(json.loads(config_path.read_text()))))
+    return build_from_hf(path, "T5", config_from_hf, T5, convert_t5)

@@ -23,9 +23,12 @@ class TextDecoder(nn.Module):
 
     def forward(self, tokens: torch.Tensor, memory: torch.Tensor | None = None,
                 memory_mask: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-                cache: Cache | None = None, return_weights: bool = False):
-        """tokens (B, T) -> logits (B, T, V). memory: encoder output (B, S, Dm); mask: (B, T) real tokens."""
-        x = self.embed(tokens, offset=cache.length if cache is not None else 0)  # (B, T, D)
+                cache: Cache | None = None, return_weights: bool = False,
+                position_ids: torch.Tensor | None = None):
+        """tokens (B, T) -> logits (B, T, V). memory: encoder output (B, S, Dm); mask: (B, Tk) real tokens,
+        cached ones included; position_ids: (B, T) per-row positions (left padding), else consecutive."""
+        x = self.embed(tokens, offset=cache.length if cache is not None else 0,
+                       position_ids=position_ids)  # (B, T, D)
         out = self.stack(x, mask=mask, context=memory, context_mask=memory_mask, cache=cache,
                          return_weights=return_weights)
         if return_weights:

@@ -7,7 +7,7 @@ Works with any model that has `start_generation(input_ids, max_new_tokens) -> (p
 `decode`/`init_cache` pair (GPT-2 continues its input; T5 encodes it and decodes from its start token).
 """
 
-import warnings
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -16,8 +16,8 @@ from torch import nn
 
 from shared.cache import Cache
 from shared.errors import InputError
-from shared.generation import BeamSearch, Greedy, Sample, generate
-from shared.heads import LMHead
+from shared.generation import BeamSearch, GenerationOutput, Greedy, Sample, generate
+from text.quantize import quantize_int8
 
 PRECISIONS = ("float32", "bfloat16", "int8")
 
@@ -134,43 +134,79 @@ def generate_text(model: nn.Module, tokenizer, prompt: str, max_new_tokens: int 
     return TextGeneration(text, new_ids, "stop" if stopped else "eos" if hit_eos else "length")
 
 
-def _head_as_linear(head: LMHead) -> nn.Linear:
-    """The LM head as an nn.Linear sharing its weight, so int8 quantizes it like any other projection."""
-    weight = head._tied[0].weight if head._tied is not None else head.weight
-    linear = nn.Linear(weight.shape[1], weight.shape[0], bias=head.bias is not None, device=weight.device)
-    linear.weight = weight
-    if head.bias is not None:
-        linear.bias = head.bias
-    return linear
-
-
 def reduce_precision(model: nn.Module, precision: str) -> nn.Module:
     """A copy of `model` for faster inference (the model itself is left as it is).
 
     "float32": unchanged. "bfloat16": all weights in bfloat16 (for GPUs). "int8": every projection, the LM
-    head included, with int8 weights and dynamically quantized activations (CPU; memory traffic, the limit
-    of batch-1 decoding, drops about 4x). Use the result for inference only.
+    head included, with per-channel int8 weights and dynamically quantized activations (CPU; see
+    text.quantize). Use the result for inference only. Reduced precision can change greedy choices whose
+    logits are nearly tied; draft_and_verify() gives the float32 output with a reduced-precision draft.
     """
-    import copy
-
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision == "float32":
         return model
-    model = copy.deepcopy(model).eval()
     if precision == "bfloat16":
-        return model.to(torch.bfloat16)
-    if next(model.parameters()).device.type != "cpu":
-        raise InputError("int8 weights are a CPU mode; use bfloat16 on a GPU")
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, LMHead):
-                setattr(parent, name, _head_as_linear(child))
-    with warnings.catch_warnings():  # torch.ao's eager quantization warns that it will move to torchao
-        warnings.simplefilter("ignore")
-        from torch.ao.quantization import quantize_dynamic
+        return copy.deepcopy(model).eval().to(torch.bfloat16)
+    return quantize_int8(model)
 
-        return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
+
+class LeftPaddedCache(Cache):
+    """A decoder's cache plus which of its positions hold real tokens: in a left-padded batch each row's
+    prompt ends at the same column, shorter ones preceded by padding. `valid` (B, max_len) bool follows the
+    rows through reorder() (beam search); positions after the prompt are real."""
+
+    def __init__(self, cache: Cache, valid_prompt: torch.Tensor, max_len: int):
+        self.layers, self.memory, self.memory_mask = cache.layers, cache.memory, cache.memory_mask
+        B, T = valid_prompt.shape
+        self.valid = torch.ones(B, max_len, dtype=torch.bool, device=valid_prompt.device)
+        self.valid[:, :T] = valid_prompt
+
+    def reorder(self, index: torch.Tensor) -> None:
+        super().reorder(index)
+        self.valid = self.valid.index_select(0, index)
+
+
+class _LeftPadded:
+    """Makes a model whose decode() takes a padding mask and per-row positions decodable by generate()."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def decode(self, tokens: torch.Tensor, cache: LeftPaddedCache) -> torch.Tensor:
+        start, end = cache.length, cache.length + tokens.shape[1]
+        valid = cache.valid[:, :end]  # (B, Tk): real tokens among everything cached, these included
+        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)[:, start:end]  # (B, T): from each row's start
+        return self.model.decode(tokens, cache, mask=valid, position_ids=positions)
+
+
+@torch.inference_mode()
+def generate_batch(model: nn.Module, prompts: Sequence[Sequence[int]], max_new_tokens: int, *,
+                   selector: Greedy | Sample | BeamSearch | None = None, processors: Sequence = (),
+                   stop_tokens: Sequence[int] = (), pad_token_id: int | None = None) -> GenerationOutput:
+    """Continue several prompts of different lengths at once (decoder-only models such as GPT-2).
+
+    Prompts are left-padded to a common length, so every row's next token sits in the same column; the
+    padding is masked out of attention and each row's positions start at its first real token, so a row
+    generates what its prompt alone would. Returns shared.generation's GenerationOutput: tokens
+    (B, T_max + new), row i holding T_max - len(prompts[i]) pads, its prompt, then its new tokens.
+    """
+    prompts = [list(p) for p in prompts]
+    if not prompts or not all(prompts):
+        raise InputError("generate_batch needs at least one prompt, and no empty prompt")
+    if max_new_tokens < 1:
+        raise InputError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    pad = pad_token_id if pad_token_id is not None else model.config.pad_id
+    device = next(model.parameters()).device
+    width = max(len(p) for p in prompts)
+    tokens = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], dtype=torch.long, device=device)
+    kwargs = dict(selector=selector, processors=processors, stop_tokens=stop_tokens, pad_token_id=pad)
+    if all(len(p) == width for p in prompts):  # nothing to mask: the plain path keeps attention's fast kernel
+        return generate(model, tokens, max_new_tokens, **kwargs)
+    valid = torch.tensor([[False] * (width - len(p)) + [True] * len(p) for p in prompts], device=device)
+    _, cache = model.start_generation(tokens, max_new_tokens)
+    cache = LeftPaddedCache(cache, valid, width + max_new_tokens)
+    return generate(_LeftPadded(model), tokens, max_new_tokens, cache=cache, **kwargs)
 
 
 @dataclass
@@ -188,29 +224,35 @@ def _rewind(cache: Cache, length: int) -> None:
 
 @torch.inference_mode()
 def draft_and_verify(model: nn.Module, draft: nn.Module, prompt: torch.Tensor, max_new_tokens: int,
-                     draft_tokens: int = 4, stop_tokens: Sequence[int] = ()) -> DraftedGeneration:
+                     draft_tokens: int = 8, stop_tokens: Sequence[int] = ()) -> DraftedGeneration:
     """Greedy decoding of `model` sped up by a cheaper `draft` of it (e.g. reduce_precision(model, "int8")).
 
-    The draft proposes `draft_tokens` tokens one by one; the model checks them all in one pass, which reads
-    its weights once for several tokens, keeps the agreeing prefix and adds its own next token. The output is
-    the model's own greedy decoding, so reduced precision costs no accuracy. prompt: (1, T), decoder-only.
+    The draft proposes up to `draft_tokens` tokens one by one; the model checks them all in one pass, which
+    reads its weights once for several tokens, keeps the agreeing prefix and adds its own next token. The
+    output is the model's own greedy decoding, so reduced precision costs no accuracy. The run length adapts:
+    it doubles after a fully accepted run (up to draft_tokens) and shrinks to what was accepted after a
+    rejection, so a draft that disagrees often wastes little. prompt: (1, T), decoder-only.
     """
     if prompt.shape[0] != 1:
         raise InputError(f"draft_and_verify decodes one sequence at a time, got a batch of {prompt.shape[0]}")
+    if draft_tokens < 1:
+        raise InputError(f"draft_tokens must be at least 1, got {draft_tokens}")
     stops = set(stop_tokens)
     limit = prompt.shape[1] + max_new_tokens + draft_tokens + 1
     cache, draft_cache = model.init_cache(1, limit), draft.init_cache(1, limit)
     tokens = prompt[0].tolist()
     new = [int(model.decode(prompt, cache)[0, -1].argmax())]  # not yet fed to either model
-    fed_draft, drafted, accepted = 0, 0, 0
+    fed_draft, drafted, accepted, run = 0, 0, 0, draft_tokens
     while len(new) < max_new_tokens and new[-1] not in stops:
         base = len(tokens) + len(new) - 1  # positions both models must have cached before the last token
         guesses: list[int] = []
         pending = (tokens + new)[fed_draft:]  # tokens the draft has not seen yet (1 or 2)
-        for _ in range(min(draft_tokens, max_new_tokens - len(new))):
+        for _ in range(min(run, max_new_tokens - len(new))):
             logits = draft.decode(torch.tensor([pending], device=prompt.device), draft_cache)
             guesses.append(int(logits[0, -1].argmax()))
             pending = guesses[-1:]
+            if guesses[-1] in stops:
+                break
         checked = model.decode(torch.tensor([[new[-1], *guesses]], device=prompt.device), cache)
         best = checked[0].argmax(-1).tolist()  # the model's choice after each fed token: (len(guesses) + 1,)
         n_ok = 0
@@ -221,6 +263,7 @@ def draft_and_verify(model: nn.Module, draft: nn.Module, prompt: torch.Tensor, m
             new += guesses[:n_ok + 1]
             break
         new += guesses[:n_ok] + [best[n_ok]]
+        run = min(2 * run, draft_tokens) if n_ok == len(guesses) else max(1, n_ok)
         _rewind(cache, base + 1 + n_ok)
         fed_draft = base + 1 + min(n_ok, len(guesses) - 1)
         _rewind(draft_cache, fed_draft)

@@ -13,15 +13,13 @@ embeddings through the GPT-2 converter of text.convert_gpt2; this module adds on
 Unknown or missing keys are errors naming the key.
 """
 
-import json
 import re
 from pathlib import Path
 
 import torch
 
 from shared.errors import WeightsError
-from shared.pretrained import load_checked
-from text.checkpoint_io import read_state_dict
+from text.checkpoint_io import build_from_hf, load_converted
 from text.convert_gpt2 import config_from_hf as gpt2_config_from_hf
 from text.convert_gpt2 import convert_gpt2
 from text.gpt2 import GPT2Config
@@ -124,17 +122,10 @@ def config_from_hf(hf: dict) -> CaptionerConfig:
 
 def load_hf_captioner(path: str | Path, model: Captioner) -> Captioner:
     """Fill `model` in place from an HF VisionEncoderDecoderModel folder or weights file."""
-    state = convert_vision_encoder_decoder(read_state_dict(path), model.config, source=str(path))
-    return load_checked(model, state, str(path))
+    return load_converted(path, model, convert_vision_encoder_decoder)
 
 
 def captioner_from_hf(path: str | Path) -> Captioner:
     """Build a Captioner whose config follows the folder's config.json, and load its weights."""
-    config_path = Path(path) / "config.json"
-    if not config_path.is_file():
-        raise WeightsError(f"{config_path}: not found; expected an HF VisionEncoderDecoderModel folder")
-    try:
-        hf = json.loads(config_path.read_text())
-    except json.JSONDecodeError as err:
-        raise WeightsError(f"{config_path}: not valid JSON ({err})") from None
-    return load_hf_captioner(path, Captioner(config_from_hf(hf)))
+    return build_from_hf(path, "VisionEncoderDecoderModel", config_from_hf, Captioner,
+                         convert_vision_encoder_decoder)

@@ -190,16 +190,18 @@ def test_live_beams_compete_at_the_last_step_with_early_stopping():
 
 def test_draft_and_verify_gives_the_full_precision_greedy_output(gpt2_pair):
     from text.generate import draft_and_verify, reduce_precision
+    from text.quantize import Int8Linear
 
     _, ours = gpt2_pair
     draft = reduce_precision(ours, "int8")
-    assert isinstance(draft.decoder.stack.blocks[0].mlp.fc1, torch.ao.nn.quantized.dynamic.Linear)
+    assert isinstance(draft.decoder.stack.blocks[0].mlp.fc1, Int8Linear)
+    assert isinstance(draft.decoder.stack.blocks[0].attn.qkv, Int8Linear)
     assert isinstance(ours.decoder.stack.blocks[0].mlp.fc1, torch.nn.Linear)  # the original is untouched
     accepted = drafted = 0
     for seed in range(3):
         prompt = torch.randint(2, 61, (1, 5), generator=torch.Generator().manual_seed(seed))
         free = ours.generate(prompt, MAX_NEW, stop_tokens=[])
-        for k, stops in ((1, []), (3, []), (4, [int(free.tokens[0, 8])])):
+        for k, stops in ((1, []), (3, []), (8, []), (4, [int(free.tokens[0, 8])])):
             expected = ours.generate(prompt, MAX_NEW, stop_tokens=stops)
             out = draft_and_verify(ours, draft, prompt, MAX_NEW, draft_tokens=k, stop_tokens=stops)
             assert out.tokens[0].tolist() == expected.tokens[0, :5 + int(expected.lengths[0])].tolist()
