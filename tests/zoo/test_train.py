@@ -195,6 +195,14 @@ def test_default_recipe_learns_digits(tmp_path):
     assert f"top-1 {float(rows[-1]['eval_top1']):.2f}%" in check.stdout
 
 
+def test_torch_optimizers_run_fused():
+    """torch's Adam/AdamW/SGD get their fused kernels; timm's own optimizers and wrapped names are left alone."""
+    from zoo.train.engine import fused_optimizer
+
+    assert fused_optimizer("adamw") and fused_optimizer("adam") and fused_optimizer("sgd")
+    assert not fused_optimizer("lamb") and not fused_optimizer("lookahead_adamw")
+
+
 @pytest.mark.parametrize("command", ["train", "validate", "classify"])
 def test_help_lists_the_flags(command, capsys):
     from zoo.cli import main

@@ -191,6 +191,8 @@ class Trainer:
         opt_kwargs = {k: v for k, v in (("eps", a.opt_eps), ("betas", a.opt_betas)) if v is not None}
         if a.opt_betas is not None:
             opt_kwargs["betas"] = tuple(a.opt_betas)
+        if fused_optimizer(a.opt):
+            opt_kwargs["fused"] = True
         self.optimizer = create_optimizer_v2(self.model, opt=a.opt, lr=a.lr, weight_decay=a.weight_decay,
                                              momentum=a.momentum, layer_decay=a.layer_decay, **opt_kwargs)
         self.scheduler, _ = create_scheduler_v2(
@@ -338,13 +340,13 @@ class Trainer:
 
         a, p = self.args, self.progress
         if self.scaler is not None:
-            if a.clip_grad is not None:
+            if a.clip_grad:
                 self.scaler.unscale_(self.optimizer)
                 dispatch_clip_grad(self.model.parameters(), a.clip_grad, mode=a.clip_mode)
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
-            if a.clip_grad is not None:
+            if a.clip_grad:
                 dispatch_clip_grad(self.model.parameters(), a.clip_grad, mode=a.clip_mode)
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -352,6 +354,18 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.model, step=p.updates)
         self.scheduler.step_update(num_updates=p.updates)
+
+
+def fused_optimizer(name: str) -> bool:
+    """Whether timm's `name` is one of torch's optimizers with a fused kernel, which updates every parameter in
+    one pass instead of a Python loop over them (a quarter of a small model's training step on the CPU)."""
+    from timm.optim import get_optimizer_class
+
+    try:
+        cls = get_optimizer_class(name, bind_defaults=False)
+    except ValueError:  # a prefixed or unknown name: create_optimizer_v2 reports it
+        return False
+    return cls in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
 
 
 def trainer_class(task: str) -> type[Trainer]:
