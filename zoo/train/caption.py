@@ -31,7 +31,7 @@ from zoo.train.engine import Trainer
 # No augmentation and no Mixup: flipped, cropped or mixed images would no longer match their captions.
 DEFAULTS = {"model": "captioner_tiny_shapes", "dataset": "shapes", "epochs": 8, "batch_size": 64,
             "lr": 2e-3, "weight_decay": 0.05, "warmup_epochs": 1, "min_lr": 1e-5, "smoothing": 0.0,
-            "drop_path": None, "model_ema": True, "model_ema_decay": 0.998}
+            "drop_path": None, "clip_grad": None, "model_ema": True, "model_ema_decay": 0.998}
 COLUMNS = ("epoch", "train_loss", "eval_loss", "eval_exact_match", "eval_bleu4", "eval_cider", "lr",
            "seconds")
 CURVES = {"exact match (%)": "eval_exact_match", "BLEU-4 (%)": "eval_bleu4"}
