@@ -41,7 +41,7 @@ def main() -> None:
          python, "-m", "zoo", "transcribe", "examples/audio/weather.wav", "examples/audio/kitchen.wav",
          "--model", "tiny.en", "--output_dir", "output/demo/transcripts", "--output_format", "srt")
     step("Train a ViT on scikit-learn's handwritten digits (a short run; plain `zoo train` is the full recipe)",
-         python, "-m", "zoo", "train", "--epochs", "25", "--no-progress", "--output", "output/demo/digits")
+         python, "-m", "zoo", "train", "--epochs", "35", "--no-progress", "--output", "output/demo/digits")
     images = save_held_out_digits(ROOT / "output" / "demo" / "digits_images")
     step("Classify held-out digits with the checkpoint it wrote",
          python, "-m", "zoo", "classify", *images, "--checkpoint", "output/demo/digits", "--topk", "2")
