@@ -7,7 +7,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from shared.convert import check_keys
 from shared.errors import ConfigError, WeightsError
+from shared.state_dict import read_json, read_state_dict
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -26,12 +28,7 @@ def config_from_dict(config_class, fields: dict, source: str = "config"):
 def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Raise a one-line WeightsError for the first missing, unexpected or mis-shaped key."""
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing:
-        raise WeightsError(f"{source}: missing weight {missing[0]!r} ({len(missing)} missing in all)")
-    if unexpected:
-        raise WeightsError(f"{source}: unexpected weight {unexpected[0]!r} ({len(unexpected)} unexpected in all)")
+    check_keys(state, expected, source=source)
     for key, tensor in expected.items():
         if tuple(state[key].shape) != tuple(tensor.shape):
             raise WeightsError(f"{source}: weight {key!r} has shape {tuple(state[key].shape)}, "
@@ -63,27 +60,17 @@ class PretrainedMixin:
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu"):
-        """Rebuild a model saved with save_pretrained."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
+        """Rebuild a model saved with save_pretrained (its tensors are read to the CPU, then copied in)."""
         directory = Path(directory)
-        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise WeightsError(f"{path}: not found; expected a folder written by save_pretrained()")
-        try:
-            fields = json.loads(config_path.read_text())
-        except json.JSONDecodeError as err:
-            raise WeightsError(f"{config_path}: not valid JSON ({err})") from None
+        fields = read_json(directory / CONFIG_FILE, "save_pretrained()")
+        weights_path = directory / WEIGHTS_FILE
+        if not weights_path.is_file():
+            raise WeightsError(f"{weights_path}: not found; expected a folder written by save_pretrained()")
         architecture = fields.pop("architecture", cls.__name__)
         if architecture != cls.__name__:
             raise WeightsError(f"{directory}: holds a {architecture}, not a {cls.__name__}")
-        model = cls(config_from_dict(cls.config_class, fields, str(config_path)))
-        try:
-            state = load_file(str(weights_path), device=str(map_location))
-        except (SafetensorError, OSError) as err:
-            raise WeightsError(f"{weights_path}: cannot read safetensors ({err})") from None
+        model = cls(config_from_dict(cls.config_class, fields, str(directory / CONFIG_FILE)))
+        state = read_state_dict(weights_path)
         # save_model drops the second name of a tied tensor; restore it from the model's own aliases.
         for key, tensor in model.state_dict().items():
             if key not in state:
