@@ -7,7 +7,6 @@ DistributedDataParallel "module." prefix is removed. Every failure is a one-line
 """
 
 import json
-import pickle
 from pathlib import Path
 
 import torch
@@ -58,7 +57,7 @@ def _read_safetensors(path: Path) -> dict:
 def _read_pickle(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
+    except Exception as err:  # on garbage, torch's unpickler raises almost anything (IndexError, ...)
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise WeightsError(f"{path}: not safetensors, and not a plain state dict of tensors in a pickle that "
                            f"weights_only=True accepts ({reason}); re-save it as model.safetensors") from None
@@ -84,6 +83,12 @@ def _read_file(path: Path) -> object:
     if path.name.endswith(".index.json"):
         return _read_sharded(path)
     return _read_safetensors(path) if _is_safetensors(path) else _read_pickle(path)
+
+
+def read_checkpoint(path: str | Path) -> object:
+    """Everything a weights file holds, read as safely as read_state_dict reads it: for a pickle, the whole
+    object, e.g. a dict that carries the model's dimensions beside its state dict."""
+    return _read_file(weights_file(Path(path)))
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
