@@ -1,34 +1,38 @@
-"""Converters from foreign Whisper checkpoints to openai-whisper's key naming.
+"""Key tables from foreign Whisper checkpoints to openai-whisper's names, applied by `shared.convert`.
 
-openai-whisper's `Whisper.state_dict()` names are the canonical form in this repo: the zoo Whisper model maps
-from them, so each foreign format needs one pure function to get there:
+openai-whisper's `Whisper.state_dict()` names are the canonical form here: audio/weights.py maps them onto
+zoo's model, so each foreign format needs one table to get there:
 
-    CTranslate2 model.bin variables  --ct2_to_openai-->  openai names
-    HF WhisperForConditionalGeneration  --hf_to_openai-->  openai names
+    CTranslate2 model.bin variables     --ct2_to_openai-->           openai names
+    HF WhisperForConditionalGeneration  --hf_to_openai-->            openai names
     openai-whisper .pt                  --load_openai_checkpoint-->  (dims, openai names)
 
-Each converter is a key table with layer placeholders plus explicit transforms (CTranslate2 fuses q/k/v and
-cross-attention k/v; Whisper's key projection has no bias; the output projection is tied to the token
-embedding). Unknown or missing keys are `WeightsFormatError`s naming the key, never silently skipped.
+The transforms are steps in the tables: CTranslate2 fuses q/k/v and cross-attention k/v (split), Whisper's
+key projection has no bias (CTranslate2 stores zero rows, which must be zero), and the output projection is
+tied to the token embedding (checked equal, then dropped).
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from audio.ct2 import WeightsFormatError
+from audio.ct2 import load_ct2_variables
+from shared.convert import Step, check_keys, convert_state, drop, linear, mismatch_error, prefixed, require_equal, split
+from shared.errors import WeightsError
+from shared.state_dict import read_checkpoint, read_json
 
 DIM_FIELDS = (
     "n_mels", "n_audio_ctx", "n_audio_state", "n_audio_head", "n_audio_layer",
     "n_vocab", "n_text_ctx", "n_text_state", "n_text_head", "n_text_layer",
 )  # fmt: skip
+TIED = "openai-whisper ties the output projection to the token embedding"
 
 # ---------------------------------------------------------------------------------------------------------
 # openai-whisper's names and shapes
@@ -70,60 +74,99 @@ def openai_shapes(dims: Mapping[str, int]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def _openai_keys(n_audio_layer: int, n_text_layer: int) -> Collection[str]:
+    """openai-whisper's state-dict keys for these layer counts (the sizes do not change the names)."""
+    return openai_shapes(dict.fromkeys(DIM_FIELDS, 1) | {"n_audio_layer": n_audio_layer, "n_text_layer": n_text_layer})
+
+
 def check_openai_state(state: Mapping[str, torch.Tensor], dims: Mapping[str, int], source: str) -> None:
-    """Raise WeightsFormatError unless `state` has exactly openai-whisper's keys and shapes for `dims`."""
+    """Raise WeightsError unless `state` has exactly openai-whisper's keys and shapes for `dims`."""
     expected = openai_shapes(dims)
-    for key in state:
-        if key not in expected:
-            raise WeightsFormatError(
-                f"{source}: unexpected key {key!r} for a Whisper model of dims {dict(dims)}"
-            )
+    check_keys(state, expected, source=source, hint=f"not a Whisper model of dims {dict(dims)}")
     for key, shape in expected.items():
-        if key not in state:
-            raise WeightsFormatError(f"{source}: missing key {key!r}")
         if tuple(state[key].shape) != shape:
-            raise WeightsFormatError(
-                f"{source}: key {key!r} has shape {tuple(state[key].shape)}, expected {shape}"
-            )
+            raise WeightsError(f"{source}: key {key!r} has shape {tuple(state[key].shape)}, expected {shape}")
+
+
+def _count_layers(keys: Collection[str], prefix: str) -> int:
+    """1 + the highest layer index after `prefix` (a regex); a gap shows up later as a missing weight."""
+    pattern = re.compile(rf"{prefix}(\d+)[/.]")
+    return 1 + max((int(m.group(1)) for k in keys if (m := pattern.match(k))), default=-1)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # CTranslate2
 
-# Per-layer tables, CTranslate2 suffix -> openai suffix; "{p}" stands for weight and bias.
-_CT2_BLOCK = {
-    "self_attention/linear_1/{p}": "attn.out.{p}",
-    "self_attention/layer_norm/gamma": "attn_ln.weight",
-    "self_attention/layer_norm/beta": "attn_ln.bias",
-    "ffn/linear_0/{p}": "mlp.0.{p}",
-    "ffn/linear_1/{p}": "mlp.2.{p}",
-    "ffn/layer_norm/gamma": "mlp_ln.weight",
-    "ffn/layer_norm/beta": "mlp_ln.bias",
-}
-_CT2_CROSS = {
-    "attention/linear_0/{p}": "cross_attn.query.{p}",
-    "attention/linear_2/{p}": "cross_attn.out.{p}",
-    "attention/layer_norm/gamma": "cross_attn_ln.weight",
-    "attention/layer_norm/beta": "cross_attn_ln.bias",
-}
-# Fused projections: CTranslate2 stacks the rows of several Linear layers into one.
-_CT2_FUSED_SELF = ("self_attention/linear_0", "attn", ("query", "key", "value"))
-_CT2_FUSED_CROSS = ("attention/linear_1", "cross_attn", ("key", "value"))
-_CT2_GLOBAL = {
-    "encoder/conv1/{p}": "encoder.conv1.{p}",
-    "encoder/conv2/{p}": "encoder.conv2.{p}",
+
+@dataclasses.dataclass(frozen=True)
+class _BiasWithoutKey(Step):
+    """Fused q/k/v (or k/v) bias rows -> the biases of `names`, which skip the key. Whisper's key projection
+    has no bias, so CTranslate2 stores zeros for it; anything else is not a Whisper model."""
+
+    names: tuple[str, ...]
+    key: int  # where the key's rows sit among the stacked parts
+
+    def __call__(self, tensor: torch.Tensor, groups: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        n_parts = len(self.names) + 1
+        if tensor.dim() != 1 or tensor.shape[0] % n_parts:
+            raise ValueError(f"not {n_parts} stacked biases")
+        parts = list(tensor.chunk(n_parts))
+        if torch.count_nonzero(parts.pop(self.key)):
+            raise ValueError("the key rows are not zero, but Whisper's key projection has no bias")
+        return {name.format(*groups): part for name, part in zip(self.names, parts)}
+
+
+def _ct2_fused(src: str, dst: str, parts: tuple[str, ...]) -> dict[str, str | Step]:
+    """One CTranslate2 Linear holding the stacked rows of several of `dst`'s projections."""
+    key = parts.index("key")
+    return {
+        f"{src}/weight": split(*(f"{dst}.{p}.weight" for p in parts)),
+        f"{src}/bias": _BiasWithoutKey(tuple(f"{dst}.{p}.bias" for p in parts if p != "key"), key),
+    }
+
+
+def _ct2_pair(src: str, dst: str, names: tuple[str, str] = ("weight", "bias")) -> dict[str, str]:
+    """A CTranslate2 layer's two tensors ("/weight", "/bias" or a LayerNorm's "/gamma", "/beta")."""
+    return {f"{src}/{names[0]}": f"{dst}.weight", f"{src}/{names[1]}": f"{dst}.bias"}
+
+
+def _ct2_layer(cross: bool) -> dict[str, str | Step]:
+    """One CTranslate2 layer, relative to "<side>/layer_{}/" -> "<side>.blocks.{}."."""
+    norm = ("gamma", "beta")
+    table = {
+        **_ct2_fused("self_attention/linear_0", "attn", ("query", "key", "value")),
+        **_ct2_pair("self_attention/linear_1", "attn.out"),
+        **_ct2_pair("self_attention/layer_norm", "attn_ln", norm),
+        **_ct2_pair("ffn/linear_0", "mlp.0"),
+        **_ct2_pair("ffn/linear_1", "mlp.2"),
+        **_ct2_pair("ffn/layer_norm", "mlp_ln", norm),
+    }
+    if cross:
+        table |= {
+            **_ct2_pair("attention/linear_0", "cross_attn.query"),
+            **_ct2_fused("attention/linear_1", "cross_attn", ("key", "value")),
+            **_ct2_pair("attention/linear_2", "cross_attn.out"),
+            **_ct2_pair("attention/layer_norm", "cross_attn_ln", norm),
+        }
+    return table
+
+
+CT2_TO_OPENAI: dict[str, str | Step] = {
+    **_ct2_pair("encoder/conv1", "encoder.conv1"),
+    **_ct2_pair("encoder/conv2", "encoder.conv2"),
     "encoder/position_encodings/encodings": "encoder.positional_embedding",
-    "encoder/layer_norm/gamma": "encoder.ln_post.weight",
-    "encoder/layer_norm/beta": "encoder.ln_post.bias",
+    **_ct2_pair("encoder/layer_norm", "encoder.ln_post", ("gamma", "beta")),
+    **prefixed(_ct2_layer(cross=False), "encoder/layer_{}/", "encoder.blocks.{}."),
     "decoder/embeddings/weight": "decoder.token_embedding.weight",
+    "decoder/projection/weight": drop(),  # tied: checked equal to the embedding first
     "decoder/position_encodings/encodings": "decoder.positional_embedding",
-    "decoder/layer_norm/gamma": "decoder.ln.weight",
-    "decoder/layer_norm/beta": "decoder.ln.bias",
+    **prefixed(_ct2_layer(cross=True), "decoder/layer_{}/", "decoder.blocks.{}."),
+    **_ct2_pair("decoder/layer_norm", "decoder.ln", ("gamma", "beta")),
 }
 # Scalar options of CTranslate2's WhisperSpec, with the value openai-whisper's architecture implies
 # (None: any value; it only matters to CTranslate2's own runtime).
 _CT2_GELU = 3  # CTranslate2's ActivationType.GELU (erf form), which openai-whisper uses
-_CT2_OPTIONS = {
+CT2_OPTIONS = {
     "encoder/num_heads": None,
     "decoder/num_heads": None,
     "decoder/activation": _CT2_GELU,
@@ -134,15 +177,20 @@ _CT2_OPTIONS = {
     "decoder/alignment_heads": None,  # how many cross-attention heads CTranslate2 averages for alignment
     "decoder/alignment_layer": None,
 }
-_CT2_PROJECTION = "decoder/projection/weight"
+_CT2 = "CTranslate2 variables"
 
 
-def _expand(table: Mapping[str, str], src_prefix: str, dst_prefix: str) -> dict[str, str]:
-    out = {}
-    for src, dst in table.items():
-        for p in ("weight", "bias") if "{p}" in src else ("",):
-            out[src_prefix + src.format(p=p)] = dst_prefix + dst.format(p=p)
-    return out
+def _check_ct2_options(variables: Mapping[str, torch.Tensor]) -> None:
+    for name, required in CT2_OPTIONS.items():
+        if name not in variables:
+            raise mismatch_error(_CT2, missing=[name])
+        value = variables[name]
+        if value.numel() != 1:
+            raise WeightsError(f"{_CT2}: option {name!r} should be a scalar, got shape {tuple(value.shape)}")
+        if required is not None and int(value.item()) != required:
+            raise WeightsError(
+                f"{_CT2}: option {name!r} is {int(value.item())}, but openai-whisper's architecture needs {required}"
+            )
 
 
 def ct2_to_openai(
@@ -151,74 +199,20 @@ def ct2_to_openai(
     """CTranslate2 WhisperSpec variables (aliases resolved, e.g. from `audio.ct2.load_ct2_variables`) to an
     openai-whisper state dict. Tensors keep their stored dtype (float16 for the shipped files).
 
-    Splits fused [q; k; v] and cross-attention [k; v] rows, checks the key-bias rows are zero before dropping
-    them, checks the output projection is tied to the token embedding, and checks the scalar options match
-    openai-whisper's architecture.
+    Also checks the scalar options match openai-whisper's architecture and the output projection is the
+    token embedding.
     """
-    source = "CTranslate2 variables"
-    left = dict(variables)
-
-    def take(name: str) -> torch.Tensor:
-        if name not in left:
-            raise WeightsFormatError(f"{source}: missing variable {name!r}")
-        return left.pop(name)
-
-    table = _expand(_CT2_GLOBAL, "", "")
-    for i in range(n_audio_layers):
-        table |= _expand(_CT2_BLOCK, f"encoder/layer_{i}/", f"encoder.blocks.{i}.")
-    for i in range(n_text_layers):
-        table |= _expand(_CT2_BLOCK | _CT2_CROSS, f"decoder/layer_{i}/", f"decoder.blocks.{i}.")
-    out = {dst: take(src) for src, dst in table.items()}
-
-    fused = [(f"encoder/layer_{i}/", f"encoder.blocks.{i}.", _CT2_FUSED_SELF) for i in range(n_audio_layers)]
-    for i in range(n_text_layers):
-        fused += [
-            (f"decoder/layer_{i}/", f"decoder.blocks.{i}.", f) for f in (_CT2_FUSED_SELF, _CT2_FUSED_CROSS)
-        ]
-    for src_prefix, dst_prefix, (src, attn, parts) in fused:
-        for p in ("weight", "bias"):
-            name = f"{src_prefix}{src}/{p}"
-            tensor = take(name)
-            if tensor.ndim == 0 or tensor.shape[0] % len(parts):
-                raise WeightsFormatError(
-                    f"{source}: {name!r} has shape {tuple(tensor.shape)}, "
-                    f"not {len(parts)} stacked projections"
-                )
-            for part, piece in zip(parts, tensor.chunk(len(parts), dim=0)):
-                if part == "key" and p == "bias":
-                    if torch.count_nonzero(piece):
-                        raise WeightsFormatError(
-                            f"{source}: the key rows of {name!r} are not zero; Whisper's key projection "
-                            "has no bias, so these weights are not a Whisper model"
-                        )
-                    continue
-                out[f"{dst_prefix}{attn}.{part}.{p}"] = (
-                    piece.clone()
-                )  # own memory, not a view of the fused one
-
-    embedding = out["decoder.token_embedding.weight"]
-    projection = take(_CT2_PROJECTION)
-    if projection is not embedding and not torch.equal(projection, embedding):
-        raise WeightsFormatError(
-            f"{source}: {_CT2_PROJECTION!r} differs from 'decoder/embeddings/weight'; openai-whisper ties "
-            "the output projection to the token embedding"
-        )
-    for name, required in _CT2_OPTIONS.items():
-        value = take(name)
-        if value.numel() != 1:
-            raise WeightsFormatError(
-                f"{source}: option {name!r} should be a scalar, got shape {tuple(value.shape)}"
-            )
-        if required is not None and int(value.item()) != required:
-            raise WeightsFormatError(
-                f"{source}: option {name!r} is {int(value.item())}, but openai-whisper's architecture needs "
-                f"{required}"
-            )
-    if left:
-        name = sorted(left)[0]
-        hint = " (int8-quantized files are not supported)" if name.endswith("weight_scale") else ""
-        raise WeightsFormatError(f"{source}: unexpected variable {name!r}{hint}")
-    return out
+    _check_ct2_options(variables)
+    require_equal(variables, "decoder/projection/weight", "decoder/embeddings/weight", source=_CT2, why=TIED)
+    quantized = any(name.endswith("weight_scale") for name in variables)
+    return convert_state(
+        variables,
+        CT2_TO_OPENAI,
+        source=_CT2,
+        expected=_openai_keys(n_audio_layers, n_text_layers),
+        ignore=[re.escape(name) for name in CT2_OPTIONS],
+        hint="int8-quantized files are not supported" if quantized else "",
+    )
 
 
 def load_ct2_whisper(path: str | os.PathLike) -> tuple[dict[str, int], dict[str, torch.Tensor]]:
@@ -227,8 +221,6 @@ def load_ct2_whisper(path: str | os.PathLike) -> tuple[dict[str, int], dict[str,
     Returns:
         (dims, state_dict): ModelDimensions fields and an openai-whisper state dict, checked to agree.
     """
-    from audio.ct2 import load_ct2_variables
-
     path = Path(path)
     folder = path if path.is_dir() else path.parent
     variables = load_ct2_variables(path)
@@ -247,36 +239,26 @@ def dims_from_ct2(
     `config_json` (the dict or the path of the config.json next to model.bin), when given, is cross-checked:
     its token ids must fit the vocabulary and its alignment heads the decoder.
     """
-
-    def get(name: str) -> torch.Tensor:
-        if name not in variables:
-            raise WeightsFormatError(f"CTranslate2 variables: missing variable {name!r}")
-        return variables[name]
-
-    def count_layers(side: str) -> int:
-        pattern = re.compile(rf"{side}/layer_(\d+)/")
-        found = {int(m.group(1)) for k in variables if (m := pattern.match(k))}
-        if found != set(range(len(found))):
-            raise WeightsFormatError(
-                f"CTranslate2 variables: {side} layer indices {sorted(found)} are not 0..n-1"
-            )
-        return len(found)
-
-    conv1 = get("encoder/conv1/weight")  # (n_audio_state, n_mels, 3)
-    embedding = get("decoder/embeddings/weight")  # (n_vocab, n_text_state)
+    names = ("encoder/conv1/weight", "decoder/embeddings/weight", "encoder/num_heads", "decoder/num_heads",
+             "encoder/position_encodings/encodings", "decoder/position_encodings/encodings")  # fmt: skip
+    missing = [name for name in names if name not in variables]
+    if missing:
+        raise mismatch_error(_CT2, missing=missing)
+    conv1 = variables["encoder/conv1/weight"]  # (n_audio_state, n_mels, 3)
+    embedding = variables["decoder/embeddings/weight"]  # (n_vocab, n_text_state)
     dims = {
         "n_mels": conv1.shape[1],
-        "n_audio_ctx": get("encoder/position_encodings/encodings").shape[0],
+        "n_audio_ctx": variables["encoder/position_encodings/encodings"].shape[0],
         "n_audio_state": conv1.shape[0],
-        "n_audio_head": int(get("encoder/num_heads").item()),
-        "n_audio_layer": count_layers("encoder"),
+        "n_audio_head": int(variables["encoder/num_heads"].item()),
+        "n_audio_layer": _count_layers(variables, "encoder/layer_"),
         "n_vocab": embedding.shape[0],
-        "n_text_ctx": get("decoder/position_encodings/encodings").shape[0],
+        "n_text_ctx": variables["decoder/position_encodings/encodings"].shape[0],
         "n_text_state": embedding.shape[1],
-        "n_text_head": int(get("decoder/num_heads").item()),
-        "n_text_layer": count_layers("decoder"),
+        "n_text_head": int(variables["decoder/num_heads"].item()),
+        "n_text_layer": _count_layers(variables, "decoder/layer_"),
     }
-    _check_dims(dims, "CTranslate2 variables")
+    _check_dims(dims, _CT2)
     if config_json is not None:
         _check_ct2_config(config_json, dims)
     return dims
@@ -285,98 +267,63 @@ def dims_from_ct2(
 def _check_ct2_config(config: Mapping[str, Any] | str | os.PathLike, dims: Mapping[str, int]) -> None:
     source = "CTranslate2 config.json"
     if not isinstance(config, Mapping):
-        source = str(config)
-        try:
-            config = json.loads(Path(config).read_text())
-        except (OSError, ValueError) as err:
-            raise WeightsFormatError(f"{source}: cannot read it as JSON ({err})") from None
+        source, config = str(config), read_json(Path(config), "CTranslate2 Whisper")
     for key in ("suppress_ids", "suppress_ids_begin", "lang_ids"):
         ids = config.get(key, [])
         if any(not isinstance(i, int) or not 0 <= i < dims["n_vocab"] for i in ids):
-            raise WeightsFormatError(
-                f"{source}: {key!r} holds ids outside the vocabulary of {dims['n_vocab']}"
-            )
+            raise WeightsError(f"{source}: {key!r} holds ids outside the vocabulary of {dims['n_vocab']}")
     for pair in config.get("alignment_heads", []):
-        if not (
-            len(pair) == 2 and 0 <= pair[0] < dims["n_text_layer"] and 0 <= pair[1] < dims["n_text_head"]
-        ):
-            raise WeightsFormatError(
-                f"{source}: alignment head {pair} is not a (layer, head) of this decoder"
-            )
+        if not (len(pair) == 2 and 0 <= pair[0] < dims["n_text_layer"] and 0 <= pair[1] < dims["n_text_head"]):
+            raise WeightsError(f"{source}: alignment head {pair} is not a (layer, head) of this decoder")
 
 
 # ---------------------------------------------------------------------------------------------------------
 # HF transformers
 
-_HF_BLOCK = {
-    "self_attn.q_proj.{p}": "attn.query.{p}",
-    "self_attn.k_proj.weight": "attn.key.weight",
-    "self_attn.v_proj.{p}": "attn.value.{p}",
-    "self_attn.out_proj.{p}": "attn.out.{p}",
-    "self_attn_layer_norm.{p}": "attn_ln.{p}",
-    "fc1.{p}": "mlp.0.{p}",
-    "fc2.{p}": "mlp.2.{p}",
-    "final_layer_norm.{p}": "mlp_ln.{p}",
+
+def _hf_attention(src: str, dst: str) -> dict[str, str]:
+    return {
+        **linear(f"{src}.q_proj", f"{dst}.query"),
+        f"{src}.k_proj.weight": f"{dst}.key.weight",  # no bias, as in openai-whisper
+        **linear(f"{src}.v_proj", f"{dst}.value"),
+        **linear(f"{src}.out_proj", f"{dst}.out"),
+    }
+
+
+_HF_LAYER = {
+    **_hf_attention("self_attn", "attn"),
+    **linear("self_attn_layer_norm", "attn_ln"),
+    **linear("fc1", "mlp.0"),
+    **linear("fc2", "mlp.2"),
+    **linear("final_layer_norm", "mlp_ln"),
 }
-_HF_CROSS = {
-    "encoder_attn.q_proj.{p}": "cross_attn.query.{p}",
-    "encoder_attn.k_proj.weight": "cross_attn.key.weight",
-    "encoder_attn.v_proj.{p}": "cross_attn.value.{p}",
-    "encoder_attn.out_proj.{p}": "cross_attn.out.{p}",
-    "encoder_attn_layer_norm.{p}": "cross_attn_ln.{p}",
-}
-_HF_GLOBAL = {
-    "model.encoder.conv1.{p}": "encoder.conv1.{p}",
-    "model.encoder.conv2.{p}": "encoder.conv2.{p}",
+_HF_CROSS = {**_hf_attention("encoder_attn", "cross_attn"), **linear("encoder_attn_layer_norm", "cross_attn_ln")}
+HF_TO_OPENAI: dict[str, str | Step] = {
+    **linear("model.encoder.conv1", "encoder.conv1"),
+    **linear("model.encoder.conv2", "encoder.conv2"),
     "model.encoder.embed_positions.weight": "encoder.positional_embedding",
-    "model.encoder.layer_norm.{p}": "encoder.ln_post.{p}",
+    **prefixed(_HF_LAYER, "model.encoder.layers.{}.", "encoder.blocks.{}."),
+    **linear("model.encoder.layer_norm", "encoder.ln_post"),
     "model.decoder.embed_tokens.weight": "decoder.token_embedding.weight",
     "model.decoder.embed_positions.weight": "decoder.positional_embedding",
-    "model.decoder.layer_norm.{p}": "decoder.ln.{p}",
+    **prefixed(_HF_LAYER | _HF_CROSS, "model.decoder.layers.{}.", "decoder.blocks.{}."),
+    **linear("model.decoder.layer_norm", "decoder.ln"),
+    "proj_out.weight": drop(),  # tied, and often not saved: checked equal to the embedding when present
 }
-_HF_PROJECTION = "proj_out.weight"
 
 
-def hf_to_openai(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A HF `WhisperForConditionalGeneration` state dict to openai-whisper names.
-
-    `proj_out.weight` may be absent (tied weights are often not saved); if present it must equal the token
-    embedding, because openai-whisper always ties them. Layer counts are read from the keys.
-    """
-    source = "HF Whisper state dict"
-    n_layers = {}
-    for side in ("encoder", "decoder"):
-        pattern = re.compile(rf"model\.{side}\.layers\.(\d+)\.")
-        found = {int(m.group(1)) for k in state_dict if (m := pattern.match(k))}
-        n_layers[side] = max(found, default=-1) + 1  # a gap shows up below as a missing key
-
-    table = _expand(_HF_GLOBAL, "", "")
-    for i in range(n_layers["encoder"]):
-        table |= _expand(_HF_BLOCK, f"model.encoder.layers.{i}.", f"encoder.blocks.{i}.")
-    for i in range(n_layers["decoder"]):
-        table |= _expand(_HF_BLOCK | _HF_CROSS, f"model.decoder.layers.{i}.", f"decoder.blocks.{i}.")
-
-    for key in state_dict:
-        if key not in table and key != _HF_PROJECTION:
-            raise WeightsFormatError(f"{source}: unexpected key {key!r}")
-    for key in table:
-        if key not in state_dict:
-            raise WeightsFormatError(f"{source}: missing key {key!r}")
-    out = {dst: state_dict[src] for src, dst in table.items()}
-    if _HF_PROJECTION in state_dict and not torch.equal(
-        state_dict[_HF_PROJECTION], out["decoder.token_embedding.weight"]
-    ):
-        raise WeightsFormatError(
-            f"{source}: {_HF_PROJECTION!r} differs from 'model.decoder.embed_tokens.weight'; openai-whisper "
-            "ties the output projection to the token embedding"
-        )
-    return out
+def hf_to_openai(state_dict: Mapping[str, torch.Tensor], source: str = "HF Whisper state dict") -> dict:
+    """A HF `WhisperForConditionalGeneration` state dict to openai-whisper names (layer counts from the keys)."""
+    require_equal(state_dict, "proj_out.weight", "model.decoder.embed_tokens.weight", source=source, why=TIED)
+    n_audio_layers = _count_layers(state_dict, r"model\.encoder\.layers\.")
+    n_text_layers = _count_layers(state_dict, r"model\.decoder\.layers\.")
+    return convert_state(state_dict, HF_TO_OPENAI, source=source, expected=_openai_keys(n_audio_layers, n_text_layers))
 
 
 def dims_from_hf(config: Any) -> dict[str, int]:
     """openai-whisper ModelDimensions fields from a HF `WhisperConfig` (object or config.json dict).
 
-    Raises WeightsFormatError for settings openai-whisper's architecture cannot express.
+    Raises WeightsError for settings openai-whisper's architecture cannot express.
     """
     get = config.get if isinstance(config, Mapping) else lambda k, d=None: getattr(config, k, d)
     source = "HF WhisperConfig"
@@ -395,18 +342,14 @@ def dims_from_hf(config: Any) -> dict[str, int]:
             "n_text_layer": int(get("decoder_layers")),
         }
     except (TypeError, ValueError) as err:
-        raise WeightsFormatError(f"{source}: missing or non-integer field ({err})") from None
+        raise WeightsError(f"{source}: missing or non-integer field ({err})") from None
     for field in ("encoder_ffn_dim", "decoder_ffn_dim"):
         if get(field, 4 * d_model) != 4 * d_model:
-            raise WeightsFormatError(
-                f"{source}: {field}={get(field)} but openai-whisper's MLP is 4 x d_model"
-            )
+            raise WeightsError(f"{source}: {field}={get(field)} but openai-whisper's MLP is 4 x d_model")
     if get("activation_function", "gelu") != "gelu":
-        raise WeightsFormatError(f"{source}: activation_function={get('activation_function')!r}, need 'gelu'")
+        raise WeightsError(f"{source}: activation_function={get('activation_function')!r}, need 'gelu'")
     if get("scale_embedding", False):
-        raise WeightsFormatError(
-            f"{source}: scale_embedding=True is not part of openai-whisper's architecture"
-        )
+        raise WeightsError(f"{source}: scale_embedding=True is not part of openai-whisper's architecture")
     _check_dims(dims, source)
     return dims
 
@@ -418,30 +361,22 @@ def dims_from_hf(config: Any) -> dict[str, int]:
 def load_openai_checkpoint(path: str | os.PathLike) -> tuple[dict[str, int], dict[str, torch.Tensor]]:
     """Read an openai-whisper `.pt` file ({"dims": {...}, "model_state_dict": {...}}) safely.
 
-    Uses `torch.load(weights_only=True)`, so a file that would need arbitrary code to unpickle is refused.
+    The pickle is read by `shared.state_dict` with `weights_only=True`, so a file that would need arbitrary
+    code to unpickle is refused.
 
     Returns:
         (dims, state_dict): ModelDimensions fields and the state dict, checked against each other.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such openai-whisper checkpoint")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # on garbage torch's unpickler raises almost anything (IndexError, ...)
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise WeightsFormatError(
-            f"{path}: not a loadable openai-whisper checkpoint ({first_line[:200]})"
-        ) from err
+    checkpoint = read_checkpoint(path)
     if not isinstance(checkpoint, dict) or not {"dims", "model_state_dict"} <= checkpoint.keys():
-        raise WeightsFormatError(f"{path}: expected a dict with 'dims' and 'model_state_dict'")
+        raise WeightsError(f"{path}: expected a dict with 'dims' and 'model_state_dict'")
     raw_dims, state = checkpoint["dims"], checkpoint["model_state_dict"]
     if not isinstance(raw_dims, dict) or set(raw_dims) != set(DIM_FIELDS):
-        raise WeightsFormatError(f"{path}: 'dims' must hold exactly the fields {DIM_FIELDS}")
+        raise WeightsError(f"{path}: 'dims' must hold exactly the fields {DIM_FIELDS}")
     dims = {k: raw_dims[k] for k in DIM_FIELDS}
     _check_dims(dims, str(path))
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsFormatError(f"{path}: 'model_state_dict' must map names to tensors")
+        raise WeightsError(f"{path}: 'model_state_dict' must map names to tensors")
     check_openai_state(state, dims, str(path))
     return dims, state
 
@@ -450,16 +385,15 @@ def _check_dims(dims: Mapping[str, Any], source: str) -> None:
     for name in DIM_FIELDS:
         value = dims[name]
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise WeightsFormatError(f"{source}: dimension {name}={value!r} must be a positive integer")
+            raise WeightsError(f"{source}: dimension {name}={value!r} must be a positive integer")
     if dims["n_audio_state"] != dims["n_text_state"]:
         # openai-whisper's cross-attention applies (n_text_state, n_text_state) weights to audio features
-        raise WeightsFormatError(
-            f"{source}: n_audio_state={dims['n_audio_state']} differs from "
-            f"n_text_state={dims['n_text_state']}"
+        raise WeightsError(
+            f"{source}: n_audio_state={dims['n_audio_state']} differs from n_text_state={dims['n_text_state']}"
         )
     for side in ("audio", "text"):
         if dims[f"n_{side}_state"] % dims[f"n_{side}_head"]:
-            raise WeightsFormatError(
+            raise WeightsError(
                 f"{source}: n_{side}_state={dims[f'n_{side}_state']} is not divisible by "
                 f"n_{side}_head={dims[f'n_{side}_head']}"
             )

@@ -43,7 +43,7 @@ DTYPE_IDS = {torch_dtype: i for i, (_, torch_dtype) in DTYPES.items()}
 
 
 class WeightsFormatError(WeightsError, ValueError):
-    """A weights file or state dict that does not have the expected structure; names file and key.
+    """A model.bin that does not have CTranslate2's layout; the message names the file and the variable.
 
     A WeightsError, so callers and the CLI treat it like any other weights problem (one line, exit 2).
     """

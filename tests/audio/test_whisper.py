@@ -20,20 +20,6 @@ def _inputs(config: WhisperConfig, batch: int = 2, length: int = 7, seed: int = 
     return mel, tokens
 
 
-def _openai_reference(config: WhisperConfig, seed: int = 0):
-    whisper_model = pytest.importorskip("whisper.model")
-    torch.manual_seed(seed)
-    reference = whisper_model.Whisper(whisper_model.ModelDimensions(**dataclasses.asdict(config))).eval()
-    with torch.no_grad():  # random biases and norms too, so a mis-mapped one cannot hide behind its init
-        reference.decoder.positional_embedding.normal_(
-            std=0.02
-        )  # openai leaves it uninitialised (torch.empty)
-        for name, p in reference.named_parameters():
-            if name.endswith("bias") or "ln" in name:
-                p.add_(torch.randn_like(p) * 0.1)
-    return reference
-
-
 def _zoo_from_openai(reference, config: WhisperConfig) -> Whisper:
     model = Whisper(config).eval()
     model.load_state_dict(openai_to_zoo(reference.state_dict(), config), strict=True)
@@ -48,8 +34,8 @@ def test_sinusoids_match_openai_formula():
     assert whisper_sinusoids(10, 8)[0, :4].eq(0).all() and whisper_sinusoids(10, 8)[0, 4:].eq(1).all()
 
 
-def test_logits_match_openai_whisper():
-    reference = _openai_reference(TINY)
+def test_logits_match_openai_whisper(make_openai_whisper):
+    reference = make_openai_whisper(TINY)
     model = _zoo_from_openai(reference, TINY)
     mel, tokens = _inputs(TINY)
     with torch.no_grad():
@@ -58,38 +44,10 @@ def test_logits_match_openai_whisper():
         torch.testing.assert_close(model(mel, tokens), expected, atol=1e-4, rtol=0)
 
 
-def tiny_hf_whisper(transformers):
-    """A random HF WhisperForConditionalGeneration with whisper_test's dimensions (the parity reference)."""
-    hf_config = transformers.WhisperConfig(
-        vocab_size=TINY.n_vocab,
-        num_mel_bins=TINY.n_mels,
-        d_model=TINY.n_audio_state,
-        encoder_layers=TINY.n_audio_layer,
-        decoder_layers=TINY.n_text_layer,
-        encoder_attention_heads=TINY.n_audio_head,
-        decoder_attention_heads=TINY.n_text_head,
-        encoder_ffn_dim=4 * TINY.n_audio_state,
-        decoder_ffn_dim=4 * TINY.n_text_state,
-        max_source_positions=TINY.n_audio_ctx,
-        max_target_positions=TINY.n_text_ctx,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        decoder_start_token_id=1,
-    )
-    torch.manual_seed(0)
-    return transformers.WhisperForConditionalGeneration(hf_config).eval()
-
-
-def test_logits_match_hf_transformers():
-    transformers = pytest.importorskip("transformers")
+def test_logits_match_hf_transformers(hf_whisper):
     from audio.convert import dims_from_hf, hf_to_openai
 
-    reference = tiny_hf_whisper(transformers)
-    with torch.no_grad():
-        for name, p in reference.named_parameters():
-            if name.endswith("bias") or "layer_norm" in name:
-                p.add_(torch.randn_like(p) * 0.1)
+    reference = hf_whisper
     config = WhisperConfig(**dims_from_hf(reference.config))
     assert config == TINY
     model = Whisper(config).eval()
@@ -100,15 +58,15 @@ def test_logits_match_hf_transformers():
         torch.testing.assert_close(model(mel, tokens), expected, atol=1e-4, rtol=0)
 
 
-def test_cached_decoding_equals_uncached():
-    model = _zoo_from_openai(_openai_reference(TINY, seed=3), TINY)
+def test_cached_decoding_equals_uncached(make_openai_whisper):
+    model = _zoo_from_openai(make_openai_whisper(TINY, seed=3), TINY)
     mel, tokens = _inputs(TINY, batch=2, length=9, seed=2)
     with torch.no_grad():
         memory = model.embed_audio(mel)
         full = model.decoder(tokens, memory=memory)
         cache = model.init_cache(2, tokens.shape[1], memory=memory)
-        steps = [model.decode(tokens[:, :4], cache)]  # prefill, then one token at a time
-        steps += [model.decode(tokens[:, i : i + 1], cache) for i in range(4, tokens.shape[1])]
+        steps = [model.logits(tokens[:, :4], cache)]  # prefill, then one token at a time
+        steps += [model.logits(tokens[:, i : i + 1], cache) for i in range(4, tokens.shape[1])]
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=0)
 
 

