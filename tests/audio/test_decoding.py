@@ -1,6 +1,5 @@
 """Whisper's decoding rules, and greedy decoding of the real tiny.en weights against openai-whisper."""
 
-import dataclasses
 import types
 
 import pytest
@@ -17,20 +16,16 @@ from audio.decoding import (
 )
 from audio.features import N_FRAMES, N_SAMPLES, log_mel_spectrogram, pad_or_trim
 from audio.io import load_audio
-from audio.weights import load_tokenizer, load_whisper, read_openai_state
+from audio.weights import load_tokenizer, load_whisper
 from shared.errors import ConfigError
 
 CLIPS = ["weather.wav", "kitchen.wav", "numbers.wav", "library.wav", "long.wav"]  # long.wav: its first window
 
 
 @pytest.fixture(scope="module")
-def models(ct2_dir):
+def models(ct2_dir, openai_tiny_en):
     """(zoo model, openai-whisper model with the same converted weights, tokenizer)."""
-    whisper_model = pytest.importorskip("whisper.model")
-    config, state = read_openai_state(ct2_dir)
-    reference = whisper_model.Whisper(whisper_model.ModelDimensions(**dataclasses.asdict(config)))
-    reference.load_state_dict({k: v.float() for k, v in state.items()})
-    return load_whisper(ct2_dir), reference.eval(), load_tokenizer(ct2_dir)
+    return load_whisper(ct2_dir), openai_tiny_en, load_tokenizer(ct2_dir)
 
 
 def first_window(path):

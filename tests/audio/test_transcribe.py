@@ -1,6 +1,5 @@
 """Long-form transcription with the real tiny.en weights, silence and noise, the Python API, the writers."""
 
-import dataclasses
 import difflib
 import json
 import re
@@ -35,17 +34,6 @@ def whisper(ct2_dir):
     return load_model("tiny.en", device="cpu")
 
 
-@pytest.fixture(scope="module")
-def reference(ct2_dir):
-    whisper_model = pytest.importorskip("whisper.model")
-    from audio.weights import read_openai_state
-
-    config, state = read_openai_state(ct2_dir)
-    model = whisper_model.Whisper(whisper_model.ModelDimensions(**dataclasses.asdict(config)))
-    model.load_state_dict({k: v.float() for k, v in state.items()})
-    return model.eval()
-
-
 def words(text: str) -> list[str]:
     return re.sub(r"[^a-z0-9' ]", " ", text.lower()).split()
 
@@ -58,19 +46,19 @@ def _same_as_openai(ours: dict, theirs: dict) -> None:
         assert a["start"] == pytest.approx(b["start"]) and a["end"] == pytest.approx(b["end"])
 
 
-def test_short_clip_matches_openai_transcribe(whisper, reference, examples_dir):
+def test_short_clip_matches_openai_transcribe(whisper, openai_tiny_en, examples_dir):
     openai_whisper = pytest.importorskip("whisper")
     model, tokenizer = whisper
     audio = load_audio(examples_dir / "weather.wav")
     ours = transcribe(model, audio, tokenizer=tokenizer)
-    theirs = openai_whisper.transcribe(reference, audio, fp16=False, verbose=None)
+    theirs = openai_whisper.transcribe(openai_tiny_en, audio, fp16=False, verbose=None)
     _same_as_openai(ours, theirs)
     assert ours["language"] == "en" and set(ours["segments"][0]) == SEGMENT_KEYS
     json.dumps(ours)  # plain Python values only
 
 
 @pytest.mark.slow
-def test_long_clip_is_transcribed_completely(whisper, reference, examples_dir, transcripts):
+def test_long_clip_is_transcribed_completely(whisper, openai_tiny_en, examples_dir, transcripts):
     model, tokenizer = whisper
     audio = load_audio(examples_dir / "long.wav")
     duration = len(audio) / 16000
@@ -98,7 +86,7 @@ def test_long_clip_is_transcribed_completely(whisper, reference, examples_dir, t
     assert len({s["seek"] for s in segments}) >= 3  # several windows, each seeking to the last timestamp
 
     openai_whisper = pytest.importorskip("whisper")
-    _same_as_openai(result, openai_whisper.transcribe(reference, audio, fp16=False, verbose=None))
+    _same_as_openai(result, openai_whisper.transcribe(openai_tiny_en, audio, fp16=False, verbose=None))
 
 
 @pytest.mark.parametrize("kind", ["silence", "noise"])
