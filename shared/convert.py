@@ -186,13 +186,34 @@ def _source_name(zoo_key: str, table: Mapping[str, str | Step]) -> str:
     return ""
 
 
-def _join(name: str, parts: list[_Part]) -> Tensor | None:
+def _join(parts: list[_Part]) -> Tensor | None:
     """The concatenation of a complete set of parts, or None when some are missing."""
     by_index = {part.index: part.tensor for part in parts}
     count = parts[0].count
     if sorted(by_index) != list(range(count)):
         return None
     return torch.cat([by_index[i] for i in range(count)], dim=parts[0].dim)
+
+
+def _match(state: Mapping[str, Tensor], table: Mapping[str, str | Step], ignore: Iterable[str], source: str,
+           hint: str) -> list[tuple[str, str | Step, tuple[str, ...]]]:
+    """(source key, target, layer indices) for every key, in table order, whatever order the file keeps its
+    keys in, so the first error reported is always the same one. Unknown keys raise mismatch_error."""
+    patterns = [(_compile(pattern), target) for pattern, target in table.items()]
+    ignored = [re.compile(regex) for regex in ignore]
+    matched, unknown = [], []
+    for key in state:
+        found = [(i, m) for i, (regex, _) in enumerate(patterns) if (m := regex.fullmatch(key))]
+        if len(found) > 1:
+            raise WeightsError(f"{source}: weight {key!r} matches {len(found)} entries of the key table")
+        if found:
+            i, m = found[0]
+            matched.append(((i, tuple(map(int, m.groups()))), key, patterns[i][1], m.groups()))
+        elif not any(regex.fullmatch(key) for regex in ignored):
+            unknown.append(key)
+    if unknown:
+        raise mismatch_error(source, unexpected=unknown, hint=hint)
+    return [entry[1:] for entry in sorted(matched, key=lambda entry: entry[0])]
 
 
 def convert_state(state: Mapping[str, Tensor], table: Mapping[str, str | Step], *, source: str,
@@ -204,22 +225,11 @@ def convert_state(state: Mapping[str, Tensor], table: Mapping[str, str | Step], 
     state-dict keys), every expected key not produced and not in `optional` is missing, and every produced
     key not expected is unexpected (named by its source key). `hint` ends the message of a mismatch.
     """
-    patterns = [(_compile(pattern), target) for pattern, target in table.items()]
-    ignored = [re.compile(regex) for regex in ignore]
     out: dict[str, Tensor] = {}
     origin: dict[str, str] = {}  # zoo key -> the source key it came from
     parts: dict[str, list[_Part]] = {}
-    unknown = []
-    for key, tensor in state.items():
-        found = [(m, target) for regex, target in patterns if (m := regex.fullmatch(key))]
-        if not found:
-            if not any(regex.fullmatch(key) for regex in ignored):
-                unknown.append(key)
-            continue
-        if len(found) > 1:
-            raise WeightsError(f"{source}: weight {key!r} matches {len(found)} entries of the key table")
-        match, target = found[0]
-        groups = match.groups()
+    for key, target, groups in _match(state, table, ignore, source, hint):
+        tensor = state[key]
         try:
             produced = {_fill(target, groups): tensor} if isinstance(target, str) else target(tensor, groups)
         except (ValueError, RuntimeError) as err:
@@ -234,13 +244,11 @@ def convert_state(state: Mapping[str, Tensor], table: Mapping[str, str | Step], 
             origin.setdefault(name, key)
     incomplete = []
     for name, pieces in parts.items():
-        joined = _join(name, pieces)
+        joined = _join(pieces)
         if joined is None:
             incomplete.append(name)
         else:
             out[name] = joined
-    if unknown:
-        raise mismatch_error(source, unexpected=unknown, hint=hint)
     if expected is not None:
         check_keys(out, expected, source=source, optional=optional, hint=hint, table=table, origin=origin)
     elif incomplete:

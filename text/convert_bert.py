@@ -7,40 +7,41 @@ has no module for (the pooler of a masked-LM model, the next-sentence head) are 
 accident.
 """
 
-import json
 import re
 from pathlib import Path
 
 import torch
 
+from shared.convert import convert_state, drop, linear, model_keys, require_equal
 from shared.errors import WeightsError
-from shared.pretrained import check_state_dict
+from shared.pretrained import load_checked
+from shared.state_dict import read_json, read_state_dict, weights_file
 from text.bert import Bert, BertConfig
-from text.checkpoint_io import read_state_dict, weights_file
 
-# HF key (prefix "bert." removed) -> zoo key; {} is the layer index.
+_LAYER, _BLOCK = "encoder.layer.{}", "bert.encoder.blocks.{}"
+# HF key (prefix "bert." removed, LayerNorm gamma/beta renamed) -> zoo key, in groups by module.
 TRUNK = {
     "embeddings.word_embeddings.weight": "bert.embed.text.token.weight",
     "embeddings.position_embeddings.weight": "bert.embed.text.positions.weight",
     "embeddings.token_type_embeddings.weight": "bert.embed.token_type.weight",
-    "embeddings.LayerNorm.{w}": "bert.embed.norm.{w}",
-    "encoder.layer.{}.attention.self.query.{w}": "bert.encoder.blocks.{}.attn.q_proj.{w}",
-    "encoder.layer.{}.attention.self.key.{w}": "bert.encoder.blocks.{}.attn.k_proj.{w}",
-    "encoder.layer.{}.attention.self.value.{w}": "bert.encoder.blocks.{}.attn.v_proj.{w}",
-    "encoder.layer.{}.attention.output.dense.{w}": "bert.encoder.blocks.{}.attn.out_proj.{w}",
-    "encoder.layer.{}.attention.output.LayerNorm.{w}": "bert.encoder.blocks.{}.attn_norm.{w}",
-    "encoder.layer.{}.intermediate.dense.{w}": "bert.encoder.blocks.{}.mlp.fc1.{w}",
-    "encoder.layer.{}.output.dense.{w}": "bert.encoder.blocks.{}.mlp.fc2.{w}",
-    "encoder.layer.{}.output.LayerNorm.{w}": "bert.encoder.blocks.{}.mlp_norm.{w}",
+    **linear("embeddings.LayerNorm", "bert.embed.norm"),
+    **linear(f"{_LAYER}.attention.self.query", f"{_BLOCK}.attn.q_proj"),
+    **linear(f"{_LAYER}.attention.self.key", f"{_BLOCK}.attn.k_proj"),
+    **linear(f"{_LAYER}.attention.self.value", f"{_BLOCK}.attn.v_proj"),
+    **linear(f"{_LAYER}.attention.output.dense", f"{_BLOCK}.attn.out_proj"),
+    **linear(f"{_LAYER}.attention.output.LayerNorm", f"{_BLOCK}.attn_norm"),
+    **linear(f"{_LAYER}.intermediate.dense", f"{_BLOCK}.mlp.fc1"),
+    **linear(f"{_LAYER}.output.dense", f"{_BLOCK}.mlp.fc2"),
+    **linear(f"{_LAYER}.output.LayerNorm", f"{_BLOCK}.mlp_norm"),
 }
-POOLER = {"pooler.dense.{w}": "bert.pooler.dense.{w}"}
+POOLER = linear("pooler.dense", "bert.pooler.dense")
 MLM = {
-    "cls.predictions.transform.dense.{w}": "head.dense.{w}",
-    "cls.predictions.transform.LayerNorm.{w}": "head.norm.{w}",
+    **linear("cls.predictions.transform.dense", "head.dense"),
+    **linear("cls.predictions.transform.LayerNorm", "head.norm"),
     "cls.predictions.bias": "head.decoder.bias",
 }
-CLASSIFIER = {"classifier.{w}": "head.fc.{w}"}
-# Which groups each task has modules for.
+CLASSIFIER = linear("classifier", "head.fc")
+# Which groups each task has modules for; the others are known keys the task drops.
 TASK_GROUPS = {
     "features": (TRUNK, POOLER),
     "masked-lm": (TRUNK, MLM),
@@ -49,68 +50,40 @@ TASK_GROUPS = {
 }
 # Known keys that carry nothing of their own: the position-id buffer, the MLM decoder tied to the token
 # embedding (its bias duplicates cls.predictions.bias) and the next-sentence head, which zoo does not model.
-REDUNDANT = re.compile(r"embeddings\.position_ids|cls\.predictions\.decoder\.(weight|bias)"
-                       r"|cls\.seq_relationship\.(weight|bias)")
-
-
-def _pattern(table: dict[str, str]) -> list[tuple[re.Pattern, str]]:
-    """Compile HF-key templates: {} matches a layer index, {w} a parameter name (weight or bias)."""
-    out = []
-    for src, dst in table.items():
-        regex = re.escape(src).replace(r"\{\}", r"(?P<layer>\d+)").replace(r"\{w\}", r"(?P<w>weight|bias)")
-        out.append((re.compile(regex + "$"), dst))
-    return out
-
-
-_GROUPS = {id(table): _pattern(table) for table in (TRUNK, POOLER, MLM, CLASSIFIER)}
+REDUNDANT = (r"embeddings\.position_ids", r"cls\.predictions\.decoder\.(weight|bias)",
+             r"cls\.seq_relationship\.(weight|bias)")
+HINT = "expected a BertModel, BertForMaskedLM, BertForPreTraining or BertForSequenceClassification checkpoint"
 
 
 def _normalise(key: str) -> str:
     key = key.removeprefix("bert.")
-    key = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", key)
-    return re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key)
+    return re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key))
 
 
-def _match(key: str) -> tuple[int, str] | None:
-    """(id of the group, zoo key) for a normalised HF key, or None if no table knows it."""
-    for table_id, patterns in _GROUPS.items():
-        for regex, dst in patterns:
-            found = regex.match(key)
-            if found:
-                parts = found.groupdict()
-                dst = dst.replace("{}", parts.get("layer") or "")
-                return table_id, dst.replace("{w}", parts.get("w") or "")
-    return None
-
-
-def convert_bert(state: dict[str, torch.Tensor], config: BertConfig) -> dict[str, torch.Tensor]:
+def convert_bert(state: dict[str, torch.Tensor], config: BertConfig,
+                 source: str = "BERT checkpoint") -> dict[str, torch.Tensor]:
     """HF BERT state dict (any head class) -> zoo Bert state dict for config.task.
 
-    Raises WeightsError for an unknown key or an MLM decoder that is not tied to the token embedding.
-    Groups the task has no module for are dropped; completeness is checked when the result is loaded.
+    Raises WeightsError for an unknown or missing key, or an MLM decoder that is not tied to the token
+    embedding. Groups the task has no module for are dropped; a classifier may be absent (a fine-tune's start).
     """
-    wanted = {id(table) for table in TASK_GROUPS[config.task]}
-    normalised = {_normalise(k): v for k, v in state.items()}
-    out = {}
-    for key, tensor in normalised.items():
-        if REDUNDANT.fullmatch(key):
-            continue
-        found = _match(key)
-        if found is None:
-            raise WeightsError(f"unknown BERT weight {key!r}: not a BertModel/BertForMaskedLM/"
-                               "BertForSequenceClassification checkpoint?")
-        table_id, zoo_key = found
-        if table_id in wanted:
-            out[zoo_key] = tensor
-    decoder = normalised.get("cls.predictions.decoder.weight")
-    token = normalised.get("embeddings.word_embeddings.weight")
-    tied = decoder is None or token is None or torch.equal(decoder, token)
-    if config.task == "masked-lm" and not tied:
-        raise WeightsError("the checkpoint's MLM decoder is not tied to the token embedding; "
-                           "zoo's BERT ties them")
-    if "head.decoder.bias" not in out and "cls.predictions.decoder.bias" in normalised and id(MLM) in wanted:
-        out["head.decoder.bias"] = normalised["cls.predictions.decoder.bias"]
-    return out
+    state = {_normalise(k): v for k, v in state.items()}
+    if "cls.predictions.bias" not in state and "cls.predictions.decoder.bias" in state:
+        state["cls.predictions.bias"] = state.pop("cls.predictions.decoder.bias")
+    if config.task == "masked-lm":
+        require_equal(state, "cls.predictions.decoder.weight", "embeddings.word_embeddings.weight",
+                      source=source, why="zoo's BERT ties the MLM decoder to the token embedding")
+    wanted = TASK_GROUPS[config.task]
+    table = {}
+    for group in (TRUNK, POOLER, MLM, CLASSIFIER):
+        table.update(group if any(group is w for w in wanted) else dict.fromkeys(group, drop()))
+    return convert_state(state, table, source=source, expected=model_keys(Bert, config), ignore=REDUNDANT,
+                         optional=_fresh_head(config), hint=HINT)
+
+
+def _fresh_head(config: BertConfig) -> tuple[str, ...]:
+    """A classifier that a checkpoint may lack: the model then keeps its own zero-initialised one."""
+    return ("head.fc.weight", "head.fc.bias") if config.task == "classification" else ()
 
 
 # ---------------------------------------------------------------------------------------- HF folders
@@ -143,10 +116,7 @@ def config_from_hf(hf: dict, **overrides) -> BertConfig:
 
 def check_hf_config(path: Path, config: BertConfig) -> None:
     """Compare an HF config.json with the model's config; one line naming the first mismatch."""
-    try:
-        hf = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise WeightsError(f"{path}: not valid JSON ({err})") from None
+    hf = read_json(path, "Hugging Face BERT")
     if hf.get("model_type", "bert") != "bert":
         raise WeightsError(f"{path}: holds a {hf['model_type']!r} model, not a BERT")
     theirs = config_from_hf(hf, task=config.task, num_classes=config.num_classes)
@@ -168,9 +138,7 @@ def load_hf_bert(path: str | Path, model: Bert) -> Bert:
     config_path = weights.parent / "config.json"
     if config_path.is_file():
         check_hf_config(config_path, model.config)
-    state = convert_bert(read_state_dict(weights), model.config)
-    if model.config.task == "classification" and not any(k.startswith("head.") for k in state):
-        state.update({k: v for k, v in model.state_dict().items() if k.startswith("head.")})
-    check_state_dict(model, state, str(weights))
-    model.load_state_dict(state, strict=True)
-    return model
+    state = convert_bert(read_state_dict(weights), model.config, source=str(weights))
+    for key in _fresh_head(model.config):
+        state.setdefault(key, model.state_dict()[key])
+    return load_checked(model, state, str(weights))

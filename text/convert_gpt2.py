@@ -1,35 +1,59 @@
-"""Hugging Face GPT-2 checkpoints -> zoo GPT2, and reading HF-format weight folders.
+"""Hugging Face GPT-2 checkpoints -> zoo GPT2, and loading HF-format GPT-2 folders.
 
 HF GPT-2 stores its projections as Conv1D, whose weight is (in, out): the transpose of nn.Linear's. The query,
 key and value projections are one fused `c_attn` of width 3·D, split here into q/k/v.
 """
 
-import re
 from pathlib import Path
 
 import torch
 
+from shared.convert import convert_state, drop, linear, model_keys, prefixed, require_equal, split, transpose
 from shared.errors import WeightsError
 from text.checkpoint_io import build_from_hf, load_converted
 from text.gpt2 import GPT2, GPT2Config
 
 # Non-persistent causal-mask buffers that older transformers versions wrote into checkpoints.
-IGNORED = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)$")
+IGNORED = (r"h\.\d+\.(attn|crossattention)\.(bias|masked_bias)",)
+_BLOCK = "stack.blocks.{}"
 
-# zoo key (under decoder.) <- HF key (without the "transformer." prefix); {} is the layer index.
-KEYS = {
-    "embed.token.weight": "wte.weight",
-    "embed.positions.weight": "wpe.weight",
-    "stack.final_norm.weight": "ln_f.weight",
-    "stack.final_norm.bias": "ln_f.bias",
-}
-LAYER_KEYS = {
-    "attn_norm.{p}": "ln_1.{p}",
-    "attn.out_proj.{p}": "attn.c_proj.{p}",
-    "mlp_norm.{p}": "ln_2.{p}",
-    "mlp.fc1.{p}": "mlp.c_fc.{p}",
-    "mlp.fc2.{p}": "mlp.c_proj.{p}",
-}
+
+def conv1d(dst: str):
+    """Table targets for a Conv1D layer: it stores its weight (in, out), nn.Linear (out, in)."""
+    return lambda p: transpose(f"{dst}.{p}")
+
+
+def fused(layer: str, names: str, dim: int):
+    """Table targets for a fused Conv1D: one (D, len(names)·dim) weight -> one nn.Linear per name."""
+    return lambda p: split(*(f"{_BLOCK}.{layer}.{n}_proj.{p}" for n in names), dim=-1,
+                           sizes=(dim,) * len(names), transpose=True)
+
+
+def decoder_table(dim: int, cross_attention: bool = False) -> dict:
+    """HF GPT-2 key (without "transformer.") -> zoo key under the TextDecoder; dim sizes the fused q/k/v.
+
+    cross_attention adds the layers of a GPT-2 built with add_cross_attention=True: its key and value
+    projections are one fused Conv1D of width 2·D.
+    """
+    table = {
+        "wte.weight": "embed.token.weight",
+        "wpe.weight": "embed.positions.weight",
+        **linear("ln_f", "stack.final_norm"),
+        **linear("h.{}.ln_1", f"{_BLOCK}.attn_norm"),
+        **linear("h.{}.attn.c_attn", fused("attn", "qkv", dim)),
+        **linear("h.{}.attn.c_proj", conv1d(f"{_BLOCK}.attn.out_proj")),
+        **linear("h.{}.ln_2", f"{_BLOCK}.mlp_norm"),
+        **linear("h.{}.mlp.c_fc", conv1d(f"{_BLOCK}.mlp.fc1")),
+        **linear("h.{}.mlp.c_proj", conv1d(f"{_BLOCK}.mlp.fc2")),
+    }
+    if cross_attention:
+        table.update({
+            **linear("h.{}.ln_cross_attn", f"{_BLOCK}.cross_norm"),
+            **linear("h.{}.crossattention.q_attn", conv1d(f"{_BLOCK}.cross_attn.q_proj")),
+            **linear("h.{}.crossattention.c_attn", fused("cross_attn", "kv", dim)),
+            **linear("h.{}.crossattention.c_proj", conv1d(f"{_BLOCK}.cross_attn.out_proj")),
+        })
+    return table
 
 
 def config_from_hf(hf: dict) -> GPT2Config:
@@ -51,43 +75,12 @@ def convert_gpt2(hf_state: dict[str, torch.Tensor], config: GPT2Config,
                  source: str = "GPT-2 checkpoint") -> dict[str, torch.Tensor]:
     """An HF GPT-2 state dict (GPT2Model or GPT2LMHeadModel) -> a zoo GPT2 state dict.
 
-    Unknown keys raise WeightsError naming the key; the tied lm_head.weight must equal the embedding.
+    Unknown or missing keys raise WeightsError naming the key; the tied lm_head.weight must equal the embedding.
     """
     state = {k.removeprefix("transformer."): v for k, v in hf_state.items()}
-    out: dict[str, torch.Tensor] = {}
-    used: set[str] = set()
-
-    def take(key: str) -> torch.Tensor:
-        if key not in state:
-            raise WeightsError(f"{source}: missing weight {key!r}")
-        used.add(key)
-        return state[key]
-
-    for ours, theirs in KEYS.items():
-        out[f"decoder.{ours}"] = take(theirs)
-    D = config.dim
-    for i in range(config.n_layers):
-        prefix, hf = f"decoder.stack.blocks.{i}.", f"h.{i}."
-        for p in ("weight", "bias"):
-            for ours, theirs in LAYER_KEYS.items():
-                tensor = take(hf + theirs.format(p=p))
-                conv1d = p == "weight" and theirs.startswith(("attn.", "mlp."))
-                out[prefix + ours.format(p=p)] = tensor.t().contiguous() if conv1d else tensor
-            fused = take(f"{hf}attn.c_attn.{p}")  # (D, 3D) weight or (3D,) bias
-            if fused.shape[-1] != 3 * D:
-                raise WeightsError(f"{source}: {hf}attn.c_attn.{p} has shape {tuple(fused.shape)}, "
-                                   f"expected a last dimension of {3 * D}")
-            for name, part in zip("qkv", fused.split(D, dim=-1)):
-                out[f"{prefix}attn.{name}_proj.{p}"] = part.t().contiguous() if p == "weight" else part
-    if "lm_head.weight" in state:
-        used.add("lm_head.weight")
-        if not torch.equal(state["lm_head.weight"], state["wte.weight"]):
-            raise WeightsError(f"{source}: lm_head.weight differs from the token embedding; "
-                               "zoo's GPT-2 ties them")
-    unknown = [k for k in state if k not in used and not IGNORED.search(k)]
-    if unknown:
-        raise WeightsError(f"{source}: unexpected weight {unknown[0]!r} ({len(unknown)} unexpected in all)")
-    return out
+    require_equal(state, "lm_head.weight", "wte.weight", source=source, why="zoo's GPT-2 ties them")
+    table = {"lm_head.weight": drop(), **prefixed(decoder_table(config.dim), "", "decoder.")}
+    return convert_state(state, table, source=source, expected=model_keys(GPT2, config), ignore=IGNORED)
 
 
 def load_hf_gpt2(path: str | Path, model: GPT2) -> GPT2:

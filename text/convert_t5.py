@@ -5,10 +5,12 @@ sublayers of a block (`layer.0` self-attention, `layer.1` cross-attention in the
 stores the relative position bias in block 0 of each stack only.
 """
 
+import re
 from pathlib import Path
 
 import torch
 
+from shared.convert import convert_state, drop, model_keys, require_equal
 from shared.errors import WeightsError
 from text.checkpoint_io import build_from_hf, load_converted
 from text.t5 import T5, T5Config
@@ -16,7 +18,7 @@ from text.t5 import T5, T5Config
 # Aliases of `shared.weight` that HF may or may not write; when present they must equal it.
 EMBED_ALIASES = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight")
 # Older checkpoints carry a never-used bias table in the decoder's first cross-attention.
-IGNORED = ("decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight",)
+IGNORED = (re.escape("decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight"),)
 
 
 def _tied(hf: dict) -> bool:
@@ -45,66 +47,49 @@ def config_from_hf(hf: dict) -> T5Config:
         decoder_start_id=hf.get("decoder_start_token_id", 0))
 
 
-def _layer_keys(config: T5Config, decoder: bool) -> dict[str, str]:
-    """zoo block key -> HF block key, for one block."""
-    keys = {}
-    attention = [("attn", "attn_norm", "layer.0.SelfAttention", "layer.0.layer_norm")]
+def _stack_table(theirs: str, ours: str, decoder: bool, gated: bool) -> dict:
+    """HF key -> zoo key for one stack ("encoder" or "decoder") of blocks."""
+    layer, block = f"{theirs}.block.{{}}.layer", f"{ours}.blocks.{{}}"
+    attention = [("attn", "attn_norm", "0.SelfAttention", "0.layer_norm")]
     if decoder:
-        attention.append(("cross_attn", "cross_norm", "layer.1.EncDecAttention", "layer.1.layer_norm"))
-    for ours, our_norm, theirs, their_norm in attention:
+        attention.append(("cross_attn", "cross_norm", "1.EncDecAttention", "1.layer_norm"))
+    table = {}
+    for attn, norm, their_attn, their_norm in attention:
         for a, b in (("q_proj", "q"), ("k_proj", "k"), ("v_proj", "v"), ("out_proj", "o")):
-            keys[f"{ours}.{a}.weight"] = f"{theirs}.{b}.weight"
-        keys[f"{our_norm}.weight"] = f"{their_norm}.weight"
-    ffn = f"layer.{2 if decoder else 1}"
-    mlp = ({"gate": "wi_0", "up": "wi_1", "fc2": "wo"} if config.gated_mlp else {"fc1": "wi", "fc2": "wo"})
+            table[f"{layer}.{their_attn}.{b}.weight"] = f"{block}.{attn}.{a}.weight"
+        table[f"{layer}.{their_norm}.weight"] = f"{block}.{norm}.weight"
+    ffn = f"{layer}.{2 if decoder else 1}"
+    mlp = {"gate": "wi_0", "up": "wi_1", "fc2": "wo"} if gated else {"fc1": "wi", "fc2": "wo"}
     for a, b in mlp.items():
-        keys[f"mlp.{a}.weight"] = f"{ffn}.DenseReluDense.{b}.weight"
-    keys["mlp_norm.weight"] = f"{ffn}.layer_norm.weight"
-    return keys
+        table[f"{ffn}.DenseReluDense.{b}.weight"] = f"{block}.mlp.{a}.weight"
+    table[f"{ffn}.layer_norm.weight"] = f"{block}.mlp_norm.weight"
+    # the relative position bias lives in block 0 of each stack and serves all its blocks
+    table[f"{theirs}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"] = \
+        f"{ours}.position_bias.embedding.weight"
+    table[f"{theirs}.final_layer_norm.weight"] = f"{ours}.final_norm.weight"
+    return table
 
 
 def convert_t5(hf_state: dict[str, torch.Tensor], config: T5Config,
                source: str = "T5 checkpoint") -> dict[str, torch.Tensor]:
     """An HF T5ForConditionalGeneration state dict -> a zoo T5 state dict (WeightsError naming a bad key)."""
-    out: dict[str, torch.Tensor] = {}
-    used: set[str] = set(IGNORED)
-
-    def take(key: str) -> torch.Tensor:
-        if key not in hf_state:
-            raise WeightsError(f"{source}: missing weight {key!r}")
-        used.add(key)
-        return hf_state[key]
-
-    shared = take("shared.weight")
-    out["decoder.embed.token.weight"] = shared
+    state = dict(hf_state)
     for alias in EMBED_ALIASES:
-        if alias in hf_state:
-            used.add(alias)
-            if not torch.equal(hf_state[alias], shared):
-                raise WeightsError(f"{source}: {alias} differs from shared.weight; zoo's T5 shares one")
-    for ours, theirs, n_layers, decoder in (("encoder", "encoder", config.n_encoder_layers, False),
-                                            ("decoder.stack", "decoder", config.n_decoder_layers, True)):
-        keys = _layer_keys(config, decoder)
-        for i in range(n_layers):
-            for a, b in keys.items():
-                out[f"{ours}.blocks.{i}.{a}"] = take(f"{theirs}.block.{i}.{b}")
-        out[f"{ours}.position_bias.embedding.weight"] = take(
-            f"{theirs}.block.0.layer.0.SelfAttention.relative_attention_bias.weight")
-        out[f"{ours}.final_norm.weight"] = take(f"{theirs}.final_layer_norm.weight")
+        require_equal(state, alias, "shared.weight", source=source, why="zoo's T5 shares one")
     if config.tie_embeddings:
-        if "lm_head.weight" in hf_state:
-            used.add("lm_head.weight")
-            if not torch.equal(hf_state["lm_head.weight"], shared):
-                raise WeightsError(f"{source}: lm_head.weight differs from shared.weight but the config "
-                                   "ties them; set tie_embeddings=False")
-    else:
+        require_equal(state, "lm_head.weight", "shared.weight", source=source,
+                      why="the config ties them; set tie_embeddings=False")
+    elif "lm_head.weight" not in state and "shared.weight" in state:
         # transformers >= 5 ties T5's head to the embedding even for v1.1 and then leaves it out of the files
-        head = take("lm_head.weight") if "lm_head.weight" in hf_state else shared
-        out["decoder.head.lm_head.weight"] = head
-    unknown = [k for k in hf_state if k not in used]
-    if unknown:
-        raise WeightsError(f"{source}: unexpected weight {unknown[0]!r} ({len(unknown)} unexpected in all)")
-    return out
+        state["lm_head.weight"] = state["shared.weight"]
+    table = {
+        "shared.weight": "decoder.embed.token.weight",
+        **dict.fromkeys(EMBED_ALIASES, drop()),
+        "lm_head.weight": drop() if config.tie_embeddings else "decoder.head.lm_head.weight",
+        **_stack_table("encoder", "encoder", False, config.gated_mlp),
+        **_stack_table("decoder", "decoder.stack", True, config.gated_mlp),
+    }
+    return convert_state(state, table, source=source, expected=model_keys(T5, config), ignore=IGNORED)
 
 
 def load_hf_t5(path: str | Path, model: T5) -> T5:

@@ -7,173 +7,135 @@ is a WeightsError naming it. A position table made for another patch grid is res
 A checkpoint without a classifier converts to a state without `head.fc.*`.
 """
 
-import re
 import warnings
 from pathlib import Path
 
 import torch
 
+from shared.convert import apply, check_keys, convert_state, linear, model_keys, split
 from shared.errors import ConfigError, WeightsError
 from shared.pretrained import load_checked
+from shared.state_dict import read_state_dict
 from vision.patch_embed import resample_pos_embed
 from vision.vit import VisionTransformer, ViTConfig
-from vision.weights import read_state_dict
 
 HEAD_KEYS = ("head.fc.weight", "head.fc.bias")
-
-
-def _params(modules: dict) -> dict:
-    """Expand module-name pairs into weight and bias pairs; a tuple target: a fused tensor split in order."""
-    table = {}
-    for src, dst in modules.items():
-        for p in ("weight", "bias"):
-            table[f"{src}.{p}"] = tuple(f"{d}.{p}" for d in dst) if isinstance(dst, tuple) else f"{dst}.{p}"
-    return table
-
-
+HINT = "the checkpoint does not match this config (depth, class token, pooling)"
 _BLOCK = "encoder.blocks.{}"
-_QKV = (f"{_BLOCK}.attn.q_proj", f"{_BLOCK}.attn.k_proj", f"{_BLOCK}.attn.v_proj")
+
+
+def _qkv(p: str):
+    """A fused (3·D, ...) q/k/v parameter -> three (D, ...) ones, in q, k, v order."""
+    return split(*(f"{_BLOCK}.attn.{n}_proj.{p}" for n in "qkv"))
+
+
+# (1, N, D) position tables -> (N, D)
+_POSITIONS = apply("pos_embed.weight", lambda pos: pos.reshape(-1, pos.shape[-1]))
 
 TIMM = {
     "cls_token": "cls_token",
-    "pos_embed": "pos_embed.weight",
-    **_params({
-        "patch_embed.proj": "patch_embed.proj",
-        "blocks.{}.norm1": f"{_BLOCK}.attn_norm",
-        "blocks.{}.attn.qkv": _QKV,
-        "blocks.{}.attn.proj": f"{_BLOCK}.attn.out_proj",
-        "blocks.{}.norm2": f"{_BLOCK}.mlp_norm",
-        "blocks.{}.mlp.fc1": f"{_BLOCK}.mlp.fc1",
-        "blocks.{}.mlp.fc2": f"{_BLOCK}.mlp.fc2",
-        "norm": "encoder.final_norm",
-        "fc_norm": "fc_norm",
-        "head": "head.fc",
-    }),
+    "pos_embed": _POSITIONS,
+    **linear("patch_embed.proj", "patch_embed.proj"),
+    **linear("blocks.{}.norm1", f"{_BLOCK}.attn_norm"),
+    **linear("blocks.{}.attn.qkv", _qkv),
+    **linear("blocks.{}.attn.proj", f"{_BLOCK}.attn.out_proj"),
+    **linear("blocks.{}.norm2", f"{_BLOCK}.mlp_norm"),
+    **linear("blocks.{}.mlp.fc1", f"{_BLOCK}.mlp.fc1"),
+    **linear("blocks.{}.mlp.fc2", f"{_BLOCK}.mlp.fc2"),
+    **linear("norm", "encoder.final_norm"),
+    **linear("fc_norm", "fc_norm"),
+    **linear("head", "head.fc"),
 }
 
 _TV = "encoder.layers.encoder_layer_{}"
 TORCHVISION = {
     "class_token": "cls_token",
-    "encoder.pos_embedding": "pos_embed.weight",
-    f"{_TV}.self_attention.in_proj_weight": tuple(f"{d}.weight" for d in _QKV),
-    f"{_TV}.self_attention.in_proj_bias": tuple(f"{d}.bias" for d in _QKV),
-    **_params({
-        "conv_proj": "patch_embed.proj",
-        f"{_TV}.ln_1": f"{_BLOCK}.attn_norm",
-        f"{_TV}.self_attention.out_proj": f"{_BLOCK}.attn.out_proj",
-        f"{_TV}.ln_2": f"{_BLOCK}.mlp_norm",
-        f"{_TV}.mlp.0": f"{_BLOCK}.mlp.fc1",
-        f"{_TV}.mlp.3": f"{_BLOCK}.mlp.fc2",
-        f"{_TV}.mlp.linear_1": f"{_BLOCK}.mlp.fc1",  # names of torchvision releases before 0.13
-        f"{_TV}.mlp.linear_2": f"{_BLOCK}.mlp.fc2",
-        "encoder.ln": "encoder.final_norm",
-        "heads.head": "head.fc",
-    }),
+    "encoder.pos_embedding": _POSITIONS,
+    f"{_TV}.self_attention.in_proj_weight": _qkv("weight"),
+    f"{_TV}.self_attention.in_proj_bias": _qkv("bias"),
+    **linear("conv_proj", "patch_embed.proj"),
+    **linear(f"{_TV}.ln_1", f"{_BLOCK}.attn_norm"),
+    **linear(f"{_TV}.self_attention.out_proj", f"{_BLOCK}.attn.out_proj"),
+    **linear(f"{_TV}.ln_2", f"{_BLOCK}.mlp_norm"),
+    **linear(f"{_TV}.mlp.0", f"{_BLOCK}.mlp.fc1"),
+    **linear(f"{_TV}.mlp.3", f"{_BLOCK}.mlp.fc2"),
+    **linear(f"{_TV}.mlp.linear_1", f"{_BLOCK}.mlp.fc1"),  # names of torchvision releases before 0.13
+    **linear(f"{_TV}.mlp.linear_2", f"{_BLOCK}.mlp.fc2"),
+    **linear("encoder.ln", "encoder.final_norm"),
+    **linear("heads.head", "head.fc"),
 }
 
-_HF = "encoder.layer.{}"  # the names in published checkpoints (and transformers before 5.0)
-_HF5 = "layers.{}"  # the names of transformers 5's modules
+# One block's layers under both Hugging Face namings: (published checkpoints and transformers before 5.0
+# under "encoder.layer.{}", transformers 5's modules under "layers.{}", zoo's name).
+_HF_LAYERS = (
+    ("layernorm_before", "layernorm_before", "attn_norm"),
+    ("attention.attention.query", "attention.q_proj", "attn.q_proj"),
+    ("attention.attention.key", "attention.k_proj", "attn.k_proj"),
+    ("attention.attention.value", "attention.v_proj", "attn.v_proj"),
+    ("attention.output.dense", "attention.o_proj", "attn.out_proj"),
+    ("layernorm_after", "layernorm_after", "mlp_norm"),
+    ("intermediate.dense", "mlp.fc1", "mlp.fc1"),
+    ("output.dense", "mlp.fc2", "mlp.fc2"),
+)
 HF = {
     "embeddings.cls_token": "cls_token",
-    "embeddings.position_embeddings": "pos_embed.weight",
-    **_params({
-        "embeddings.patch_embeddings.projection": "patch_embed.proj",
-        f"{_HF}.layernorm_before": f"{_BLOCK}.attn_norm",
-        f"{_HF}.attention.attention.query": _QKV[0],
-        f"{_HF}.attention.attention.key": _QKV[1],
-        f"{_HF}.attention.attention.value": _QKV[2],
-        f"{_HF}.attention.output.dense": f"{_BLOCK}.attn.out_proj",
-        f"{_HF}.layernorm_after": f"{_BLOCK}.mlp_norm",
-        f"{_HF}.intermediate.dense": f"{_BLOCK}.mlp.fc1",
-        f"{_HF}.output.dense": f"{_BLOCK}.mlp.fc2",
-        f"{_HF5}.layernorm_before": f"{_BLOCK}.attn_norm",
-        f"{_HF5}.attention.q_proj": _QKV[0],
-        f"{_HF5}.attention.k_proj": _QKV[1],
-        f"{_HF5}.attention.v_proj": _QKV[2],
-        f"{_HF5}.attention.o_proj": f"{_BLOCK}.attn.out_proj",
-        f"{_HF5}.layernorm_after": f"{_BLOCK}.mlp_norm",
-        f"{_HF5}.mlp.fc1": f"{_BLOCK}.mlp.fc1",
-        f"{_HF5}.mlp.fc2": f"{_BLOCK}.mlp.fc2",
-        "layernorm": "encoder.final_norm",
-        "classifier": "head.fc",
-    }),
+    "embeddings.position_embeddings": _POSITIONS,
+    **linear("embeddings.patch_embeddings.projection", "patch_embed.proj"),
+    **{key: target for published, current, ours in _HF_LAYERS
+       for src in (f"encoder.layer.{{}}.{published}", f"layers.{{}}.{current}")
+       for key, target in linear(src, f"{_BLOCK}.{ours}").items()},
+    **linear("layernorm", "encoder.final_norm"),
+    **linear("classifier", "head.fc"),
 }
 # ViTModel's pooler (a tanh layer on the class token) and masked-image-modelling token feed no classifier.
-HF_UNUSED = ("pooler.dense.weight", "pooler.dense.bias", "embeddings.mask_token")
+HF_UNUSED = (r"pooler\.dense\.(weight|bias)", r"embeddings\.mask_token")
 
 
-def _compile(table: dict) -> list[tuple[re.Pattern, object]]:
-    return [(re.compile(re.escape(src).replace(r"\{\}", r"(\d+)") + "$"), dst) for src, dst in table.items()]
+def _expected(config: ViTConfig) -> list[str]:
+    """The model's keys and a classifier's, which may come or go (see _fit_head)."""
+    keys = list(model_keys(VisionTransformer, config))
+    return keys + [k for k in HEAD_KEYS if k not in keys]
 
 
-_TABLES = {id(t): _compile(t) for t in (TIMM, TORCHVISION, HF)}
-
-
-def _rename(state: dict, table: dict, source: str) -> dict:
-    """Apply a key table: rename, split fused q/k/v tensors, flatten position tables."""
-    out = {}
-    for key, tensor in state.items():
-        for pattern, dst in _TABLES[id(table)]:
-            match = pattern.match(key)
-            if match:
-                break
-        else:
-            raise WeightsError(f"{source}: unexpected weight {key!r}; not a plain ViT of this layout")
-        if isinstance(dst, tuple):  # fused (3·D, ...) projection -> three (D, ...) ones, in q, k, v order
-            for name, part in zip(dst, tensor.chunk(3, dim=0)):
-                out[name.format(*match.groups())] = part
-        else:
-            out[dst.format(*match.groups())] = tensor
-    if "pos_embed.weight" in out:
-        pos = out["pos_embed.weight"]
-        out["pos_embed.weight"] = pos.reshape(-1, pos.shape[-1])  # (1, N, D) -> (N, D)
+def _convert(state: dict, table: dict, config: ViTConfig, source: str, ignore=()) -> dict:
+    out = convert_state(state, table, source=source, expected=_expected(config), ignore=ignore,
+                        optional=HEAD_KEYS, hint=HINT)
+    out["pos_embed.weight"] = fit_positions(out["pos_embed.weight"], config, source)
     return out
 
 
-def _finish(state: dict, config: ViTConfig, source: str) -> dict:
-    """Resample positions to the config's grid, then require every weight the model has."""
-    with torch.device("meta"):
-        expected = VisionTransformer(config).state_dict()
-    if "pos_embed.weight" in state:
-        prefix = 1 if config.class_token else 0
-        grid = (config.img_size // config.patch_size,) * 2
-        if state["pos_embed.weight"].shape[0] != expected["pos_embed.weight"].shape[0]:
-            try:
-                state["pos_embed.weight"] = resample_pos_embed(state["pos_embed.weight"], grid,
-                                                               num_prefix_tokens=prefix)
-            except ConfigError as err:
-                raise WeightsError(f"{source}: cannot fit its position table to this model: {err}") from None
-    missing = [k for k in expected if k not in state and k not in HEAD_KEYS]
-    if missing:
-        raise WeightsError(f"{source}: missing weight {missing[0]!r} ({len(missing)} missing in all); "
-                           "the checkpoint does not match this config (depth, class token, pooling)")
-    unexpected = [k for k in state if k not in expected and k not in HEAD_KEYS]
-    if unexpected:
-        raise WeightsError(f"{source}: weight {unexpected[0]!r} has no place in this config "
-                           "(depth, class token or pooling differ)")
-    return state
+def fit_positions(pos: torch.Tensor, config: ViTConfig, source: str) -> torch.Tensor:
+    """A (N, D) position table made for another patch grid, resampled to the config's."""
+    prefix = 1 if config.class_token else 0
+    grid = (config.img_size // config.patch_size,) * 2
+    if pos.shape[0] == prefix + grid[0] * grid[1]:
+        return pos
+    try:
+        return resample_pos_embed(pos, grid, num_prefix_tokens=prefix)
+    except ConfigError as err:
+        raise WeightsError(f"{source}: cannot fit its position table to this model: {err}") from None
 
 
 def from_timm(state: dict, config: ViTConfig, source: str = "timm weights") -> dict:
     """timm VisionTransformer state dict -> this package's."""
-    return _finish(_rename(state, TIMM, source), config, source)
+    return _convert(state, TIMM, config, source)
 
 
 def from_torchvision(state: dict, config: ViTConfig, source: str = "torchvision weights") -> dict:
     """torchvision.models.VisionTransformer (vit_b_16 and friends) state dict -> this package's."""
-    return _finish(_rename(state, TORCHVISION, source), config, source)
+    return _convert(state, TORCHVISION, config, source)
 
 
 def from_hf(state: dict, config: ViTConfig, source: str = "Hugging Face weights") -> dict:
     """transformers ViTModel or ViTForImageClassification state dict -> this package's."""
     state = {k.removeprefix("vit."): v for k, v in state.items()}
-    state = {k: v for k, v in state.items() if k not in HF_UNUSED}
-    return _finish(_rename(state, HF, source), config, source)
+    return _convert(state, HF, config, source, ignore=HF_UNUSED)
 
 
 def from_zoo(state: dict, config: ViTConfig, source: str = "zoo weights") -> dict:
     """This package's own state dict (save_pretrained, training checkpoints), resampled to the config."""
-    return _finish(dict(state), config, source)
+    check_keys(state, _expected(config), source=source, optional=HEAD_KEYS, hint=HINT)
+    return {**state, "pos_embed.weight": fit_positions(state["pos_embed.weight"], config, source)}
 
 
 CONVERTERS = {"zoo": from_zoo, "timm": from_timm, "torchvision": from_torchvision, "hf": from_hf}

@@ -1,96 +1,47 @@
 """transformers' VisionEncoderDecoderModel (a ViT encoder, a GPT-2 decoder with cross-attention) -> Captioner.
 
-The encoder half goes through the ViT converter of vision.convert, the decoder's self-attention, MLP and
-embeddings through the GPT-2 converter of text.convert_gpt2; this module adds only what those do not know:
-
-    HF (under decoder.transformer.h.{i}.)        zoo (under decoder.stack.blocks.{i}.)
-    ln_cross_attn                                cross_norm
-    crossattention.q_attn   Conv1D (D, D)        cross_attn.q_proj      transposed
-    crossattention.c_attn   Conv1D (D, 2D)       cross_attn.k_proj, v_proj   split in two, transposed
-    crossattention.c_proj   Conv1D (D, D)        cross_attn.out_proj    transposed
-    enc_to_dec_proj (top level, when widths differ)   memory_proj
-
-Unknown or missing keys are errors naming the key.
+One table made of the two it is built from: the Hugging Face ViT table of vision.convert under "encoder.",
+the GPT-2 table of text.convert_gpt2 (with its cross-attention layers) under "decoder.transformer.", and the
+projection HF adds when the two widths differ (enc_to_dec_proj -> memory_proj). Unknown or missing keys are
+errors naming the key.
 """
 
-import re
 from pathlib import Path
 
 import torch
 
+from shared.convert import convert_state, drop, linear, model_keys, prefixed, require_equal
 from shared.errors import WeightsError
 from text.checkpoint_io import build_from_hf, load_converted
+from text.convert_gpt2 import IGNORED as GPT2_IGNORED
 from text.convert_gpt2 import config_from_hf as gpt2_config_from_hf
-from text.convert_gpt2 import convert_gpt2
-from text.gpt2 import GPT2Config
+from text.convert_gpt2 import decoder_table
 from vision.captioner import Captioner, CaptionerConfig
-from vision.convert import from_hf as vit_from_hf
+from vision.convert import HF as VIT_HF
+from vision.convert import HF_UNUSED as VIT_UNUSED
+from vision.convert import fit_positions
 
-# Non-persistent attention-mask buffers that older transformers versions wrote into checkpoints.
-IGNORED = re.compile(r"h\.\d+\.crossattention\.(bias|masked_bias)$")
-CROSS = re.compile(r"h\.(\d+)\.(ln_cross_attn|crossattention)\.")
-
-
-def _gpt2_config(config: CaptionerConfig) -> GPT2Config:
-    """The GPT-2 of the same shape as the captioner's decoder (what convert_gpt2 reads)."""
-    c = config
-    return GPT2Config(vocab_size=c.vocab_size, max_len=c.max_len, dim=c.dim, n_layers=c.n_layers,
-                      n_heads=c.n_heads, mlp_hidden=c.mlp_hidden, activation=c.activation,
-                      norm_eps=c.norm_eps, dropout=c.dropout, bos_id=c.bos_id, eos_id=c.eos_id,
-                      pad_id=c.pad_id)
-
-
-def _take(state: dict, key: str, source: str) -> torch.Tensor:
-    if key not in state:
-        raise WeightsError(f"{source}: missing weight {'decoder.transformer.' + key!r}; "
-                           "was the GPT-2 decoder built with add_cross_attention=True?")
-    return state.pop(key)
-
-
-def _cross_attention(state: dict, config: CaptionerConfig, source: str) -> dict:
-    """Pop the decoder's cross-attention weights (HF keys without `transformer.`) from `state` as zoo keys."""
-    out, D = {}, config.dim
-    for i in range(config.n_layers):
-        hf, ours = f"h.{i}.", f"decoder.stack.blocks.{i}."
-        for p in ("weight", "bias"):
-            out[f"{ours}cross_norm.{p}"] = _take(state, f"{hf}ln_cross_attn.{p}", source)
-            query, kv, proj = (_take(state, f"{hf}crossattention.{name}.{p}", source)
-                               for name in ("q_attn", "c_attn", "c_proj"))
-            if kv.shape[-1] != 2 * D:
-                raise WeightsError(f"{source}: {hf}crossattention.c_attn.{p} has shape {tuple(kv.shape)}, "
-                                   f"expected a last dimension of {2 * D}")
-            key, value = kv.split(D, dim=-1)
-            for name, tensor in (("q_proj", query), ("k_proj", key), ("v_proj", value), ("out_proj", proj)):
-                # Conv1D keeps weights as (in, out), nn.Linear as (out, in)
-                out[f"{ours}cross_attn.{name}.{p}"] = tensor.t().contiguous() if p == "weight" else tensor
-    return out
+IGNORED = (*(f"encoder\\.{regex}" for regex in VIT_UNUSED),
+           *(f"decoder\\.transformer\\.{regex}" for regex in GPT2_IGNORED))
 
 
 def convert_vision_encoder_decoder(hf_state: dict[str, torch.Tensor], config: CaptionerConfig,
                                    source: str = "VisionEncoderDecoderModel checkpoint") -> dict:
     """An HF VisionEncoderDecoderModel state dict (ViT + GPT-2) -> a zoo Captioner state dict."""
-    encoder, decoder, out = {}, {}, {}
-    for key, tensor in hf_state.items():
-        if key.startswith("encoder."):
-            encoder[key.removeprefix("encoder.")] = tensor
-        elif key.startswith("decoder."):
-            decoder[key.removeprefix("decoder.").removeprefix("transformer.")] = tensor
-        elif key in ("enc_to_dec_proj.weight", "enc_to_dec_proj.bias"):
-            out["memory_proj." + key.rsplit(".", 1)[1]] = tensor
-        else:
-            raise WeightsError(f"{source}: unexpected weight {key!r}; "
-                               "not a ViT + GPT-2 VisionEncoderDecoderModel")
-    if not encoder or not decoder:
-        raise WeightsError(f"{source}: no {'encoder' if not encoder else 'decoder'}.* weights; "
-                           "expected a VisionEncoderDecoderModel state dict")
-    decoder = {k: v for k, v in decoder.items() if not IGNORED.search(k)}
-    out.update(_cross_attention(decoder, config, source))
-    leftover = [k for k in decoder if CROSS.match(k)]
-    if leftover:
-        raise WeightsError(f"{source}: unexpected weight {'decoder.transformer.' + leftover[0]!r}; "
-                           f"the checkpoint has more decoder layers than the config's {config.n_layers}")
-    out.update(convert_gpt2(decoder, _gpt2_config(config), source))
-    out.update({f"encoder.{k}": v for k, v in vit_from_hf(encoder, config.encoder_config, source).items()})
+    require_equal(hf_state, "decoder.lm_head.weight", "decoder.transformer.wte.weight", source=source,
+                  why="zoo's captioner ties them")
+    table = {
+        **prefixed(VIT_HF, "encoder.", "encoder."),
+        **prefixed(decoder_table(config.dim, cross_attention=True), "decoder.transformer.", "decoder."),
+        "decoder.lm_head.weight": drop(),
+        **linear("enc_to_dec_proj", "memory_proj"),
+    }
+    hint = (f"is it a ViT + GPT-2 VisionEncoderDecoderModel with cross-attention, and no more decoder layers "
+            f"than the config's {config.n_layers}?")
+    out = convert_state(hf_state, table, source=source, expected=model_keys(Captioner, config), ignore=IGNORED,
+                        hint=hint)
+    out["encoder.pos_embed.weight"] = fit_positions(out["encoder.pos_embed.weight"], config.encoder_config,
+                                                    source)
     return out
 
 

@@ -161,7 +161,7 @@ def test_weight_errors_name_the_problem(tmp_path):
     reference = hf_model("BertModel")
     config = zoo_config("features")
     state = reference.state_dict()
-    with pytest.raises(WeightsError, match="unknown BERT weight 'encoder.layer.0.attention.self.rotary'"):
+    with pytest.raises(WeightsError, match="unexpected weight 'encoder.layer.0.attention.self.rotary'"):
         convert_bert({**state, "encoder.layer.0.attention.self.rotary": torch.zeros(1)}, config)
     folder = _save_hf(reference, tmp_path / "ok")
     with pytest.raises(WeightsError, match="hidden_size=32, this model dim=48; .* pass dim=32"):
@@ -175,7 +175,7 @@ def test_weight_errors_name_the_problem(tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
-    with pytest.raises(WeightsError, match="cannot read weights"):
+    with pytest.raises(WeightsError, match="cannot read safetensors"):
         load_hf_bert(broken, Bert(config))
     evil = tmp_path / "evil" / "pytorch_model.bin"
     evil.parent.mkdir()
@@ -184,7 +184,7 @@ def test_weight_errors_name_the_problem(tmp_path):
     with pytest.raises(WeightsError, match="not a plain state dict"):
         load_hf_bert(evil.parent, Bert(config))
     assert not marker.exists()
-    with pytest.raises(WeightsError, match="no model.safetensors or pytorch_model.bin"):
+    with pytest.raises(WeightsError, match="no weights in this folder"):
         load_hf_bert(tmp_path, Bert(config))
     (broken / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
     with pytest.raises(WeightsError, match="not a BERT"):
