@@ -6,9 +6,7 @@ import torch
 
 from shared.errors import InputError
 from shared.generation import BeamSearch
-from text.convert_gpt2 import config_from_hf, convert_gpt2
 from text.generate import generate_batch
-from text.gpt2 import GPT2
 
 transformers = pytest.importorskip("transformers")
 
@@ -17,18 +15,10 @@ PROMPTS = [[5, 17, 23, 9, 41, 7, 3], [12, 30], [8, 8, 51, 2], [44]]
 
 
 @pytest.fixture(scope="module")
-def pair():
-    torch.manual_seed(3)
-    hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(
-        vocab_size=61, n_positions=64, n_embd=32, n_layer=2, n_head=4, resid_pdrop=0.0, embd_pdrop=0.0,
-        attn_pdrop=0.0, bos_token_id=1, eos_token_id=1, pad_token_id=PAD)).eval()
-    with torch.no_grad():  # peaked distributions: greedy choices are not near-ties
-        for p in hf.parameters():
-            if p.dim() == 2:
-                p.mul_(3.0)
-    ours = GPT2(config_from_hf(hf.config.to_dict())).eval()
-    ours.load_state_dict(convert_gpt2(hf.state_dict(), ours.config))
-    return hf, ours
+def pair(make_gpt2_pair):
+    # scale=3: peaked distributions, so greedy choices are not near-ties
+    return make_gpt2_pair(seed=3, scale=3.0, vocab_size=61, n_positions=64, n_embd=32, n_layer=2, n_head=4,
+                          bos_token_id=1, eos_token_id=1, pad_token_id=PAD)
 
 
 def _alone(model, prompt, stops, **kwargs):

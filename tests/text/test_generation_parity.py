@@ -9,12 +9,6 @@ import pytest
 import torch
 
 from shared.generation import BeamSearch, Greedy, Sample
-from text.convert_gpt2 import config_from_hf as gpt2_config
-from text.convert_gpt2 import convert_gpt2
-from text.convert_t5 import config_from_hf as t5_config
-from text.convert_t5 import convert_t5
-from text.gpt2 import GPT2
-from text.t5 import T5
 
 transformers = pytest.importorskip("transformers")
 
@@ -22,38 +16,19 @@ MAX_NEW = 10
 BEAMS = [(3, 1.0, False), (4, 2.0, True), (4, 0.0, False), (3, -0.5, True)]
 
 
-def _sharpen(model: torch.nn.Module) -> None:
-    """Scale random weights up so next-token distributions are peaked and decoding paths differ by beam."""
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 2:
-                p.mul_(3.0)
+# scale=3: peaked next-token distributions, so decoding paths differ by beam
+@pytest.fixture(scope="module")
+def gpt2_pair(make_gpt2_pair):
+    return make_gpt2_pair(seed=1, scale=3.0, vocab_size=61, n_positions=64, n_embd=32, n_layer=2, n_head=4,
+                          bos_token_id=0, eos_token_id=0)
 
 
 @pytest.fixture(scope="module")
-def gpt2_pair():
-    torch.manual_seed(1)
-    hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(
-        vocab_size=61, n_positions=64, n_embd=32, n_layer=2, n_head=4, resid_pdrop=0.0, embd_pdrop=0.0,
-        attn_pdrop=0.0, bos_token_id=0, eos_token_id=0)).eval()
-    _sharpen(hf)
-    ours = GPT2(gpt2_config(hf.config.to_dict())).eval()
-    ours.load_state_dict(convert_gpt2(hf.state_dict(), ours.config))
-    return hf, ours
-
-
-@pytest.fixture(scope="module")
-def t5_pair():
-    torch.manual_seed(2)
-    hf = transformers.T5ForConditionalGeneration(transformers.T5Config(
-        vocab_size=61, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
-        relative_attention_num_buckets=8,
-        relative_attention_max_distance=16, dropout_rate=0.0, feed_forward_proj="gated-gelu",
-        tie_word_embeddings=False, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)).eval()
-    _sharpen(hf)
-    ours = T5(t5_config(hf.config.to_dict())).eval()
-    ours.load_state_dict(convert_t5(hf.state_dict(), ours.config))
-    return hf, ours
+def t5_pair(make_t5_pair):
+    return make_t5_pair(seed=2, scale=3.0, vocab_size=61, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+                        relative_attention_num_buckets=8, relative_attention_max_distance=16, dropout_rate=0.0,
+                        feed_forward_proj="gated-gelu", tie_word_embeddings=False, pad_token_id=0, eos_token_id=1,
+                        decoder_start_token_id=0)
 
 
 def _hf_generate(hf, inputs: dict, eos: int, pad: int, num_beams: int = 1, length_penalty: float = 1.0,

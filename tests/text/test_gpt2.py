@@ -5,7 +5,7 @@ import torch
 
 import zoo
 from shared.errors import InputError, WeightsError
-from text.convert_gpt2 import config_from_hf, convert_gpt2, gpt2_from_hf
+from text.convert_gpt2 import convert_gpt2, gpt2_from_hf
 from text.gpt2 import GPT2
 
 transformers = pytest.importorskip("transformers")
@@ -18,13 +18,9 @@ SMALL = dict(vocab_size=99, max_len=64, dim=32, n_layers=2, n_heads=4, mlp_hidde
 
 
 @pytest.fixture(scope="module")
-def pair():
+def pair(make_gpt2_pair):
     """(HF model, zoo model) with the same random weights."""
-    torch.manual_seed(0)
-    hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(**TINY)).eval()
-    ours = GPT2(config_from_hf(hf.config.to_dict())).eval()
-    ours.load_state_dict(convert_gpt2(hf.state_dict(), ours.config))
-    return hf, ours
+    return make_gpt2_pair(seed=0, **TINY)
 
 
 def test_hidden_states_and_logits_match(pair):

@@ -5,8 +5,7 @@ import torch
 
 import zoo
 from shared.errors import WeightsError
-from text.convert_t5 import config_from_hf, convert_t5, t5_from_hf
-from text.t5 import T5
+from text.convert_t5 import convert_t5, t5_from_hf
 
 transformers = pytest.importorskip("transformers")
 
@@ -19,19 +18,10 @@ VARIANTS = {
 }
 
 
-def make_pair(variant: str):
-    torch.manual_seed(0)
-    hf = transformers.T5ForConditionalGeneration(transformers.T5Config(**TINY, **VARIANTS[variant])).eval()
-    if variant == "v1_1":  # give the head its own weights, as the released v1.1 checkpoints have
-        hf.lm_head.weight = torch.nn.Parameter(torch.randn_like(hf.lm_head.weight) * 0.2)
-    ours = T5(config_from_hf(hf.config.to_dict())).eval()
-    ours.load_state_dict(convert_t5(hf.state_dict(), ours.config))
-    return hf, ours
-
-
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
-def pair(request):
-    return make_pair(request.param)
+def pair(request, make_t5_pair):
+    # v1.1: the head has weights of its own, as the released v1.1 checkpoints have
+    return make_t5_pair(seed=0, own_head=request.param == "v1_1", **TINY, **VARIANTS[request.param])
 
 
 def test_config_translation(pair):
@@ -95,8 +85,8 @@ def test_loads_hf_folders_through_create_model(pair, tmp_path):
     torch.testing.assert_close(t5_from_hf(tmp_path).eval()(src, tgt), expected, atol=1e-6, rtol=0)
 
 
-def test_bad_checkpoints_name_the_key():
-    hf, ours = make_pair("v1_0")
+def test_bad_checkpoints_name_the_key(make_t5_pair):
+    hf, ours = make_t5_pair(seed=0, **TINY, **VARIANTS["v1_0"])
     state = dict(hf.state_dict())
     key = "decoder.block.1.layer.1.EncDecAttention.k.weight"
     with pytest.raises(WeightsError, match=key):
