@@ -3,33 +3,14 @@
     zoo embed "A man is eating food." "A man is eating a piece of bread." --format table
 """
 
-import functools
 import json
 import sys
 
 import torch
 
-from shared.errors import ConfigError, InputError
+from shared.errors import InputError
 from zoo import registry
-
-
-@functools.lru_cache(maxsize=4)
-def load_encoder(name: str = "minilm_l6", checkpoint: str | None = None, device: str | None = None):
-    """A SentenceEncoder for a registered BERT-family model, its weights and tokenizer from the first source
-    that has them (or from `checkpoint`, an HF folder with config.json, weights and tokenizer.json)."""
-    from text.embed import SentenceEncoder
-    from text.tokenizer import Tokenizer
-
-    entry = registry.get_entry(name)
-    if entry.family != "bert":
-        raise ConfigError(f"{entry.name} is a {entry.family} model; sentence embeddings need a BERT-family "
-                          "model such as minilm_l6")
-    if entry.weights is None:
-        raise ConfigError(f"{entry.name} has no pretrained weights to embed with; use minilm_l6")
-    path = entry.weights.resolve(entry.name, checkpoint)
-    model = registry.create_model(entry.name, pretrained=path, task="embedding")
-    tokenizer = Tokenizer.from_dir(path if path.is_dir() else path.parent)
-    return SentenceEncoder(model, tokenizer, entry.weights.preprocessing.get("max_length"), device)
+from zoo.embedding import load_encoder
 
 
 def similarity(vectors: torch.Tensor) -> torch.Tensor:

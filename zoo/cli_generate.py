@@ -15,6 +15,8 @@ from shared.errors import ConfigError, InputError
 from shared.generation import BeamSearch, Greedy, Sample
 from zoo import registry
 
+TEXT_TASKS = ("text-generation", "text2text-generation")  # the tasks whose models turn a prompt into text
+
 
 def load_generator(name: str, checkpoint: str | None = None, tokenizer: str | None = None,
                    device: str | None = None, precision: str = "float32"):
@@ -27,7 +29,7 @@ def load_generator(name: str, checkpoint: str | None = None, tokenizer: str | No
     from text.tokenizer import Tokenizer
 
     entry = registry.get_entry(name)
-    if not hasattr(entry.model_class, "start_generation"):
+    if entry.task not in TEXT_TASKS:  # the Vaswani transformer also decodes, but has no tokenizer to read
         raise ConfigError(f"{entry.name} is a {entry.task} model, not a text generator; "
                           f"try one of {', '.join(registry.list_models(task='text-generation'))}")
     if checkpoint is not None and _is_zoo_folder(Path(checkpoint)):

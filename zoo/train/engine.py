@@ -12,15 +12,15 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-import zoo
 from shared.errors import ConfigError
+from zoo import registry
 from zoo.train import checkpoint, data, ddp, report
 from zoo.train.seeding import seed_everything, set_deterministic
 
 
 def build_model(args, num_classes: int) -> torch.nn.Module:
     """The registered model with this run's classes, input size and regularisation."""
-    return zoo.create_model(args.model, **model_overrides(args, num_classes))
+    return registry.create_model(args.model, **model_overrides(args, num_classes))
 
 
 def model_overrides(args, num_classes: int) -> dict:
@@ -368,17 +368,6 @@ def fused_optimizer(name: str) -> bool:
     return cls in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
 
 
-def trainer_class(task: str) -> type[Trainer]:
-    """The Trainer of a --task: the engine's own for classification, a subclass for another task."""
-    if task == "classification":
-        return Trainer
-    if task == "caption":
-        from zoo.train.caption import CaptionTrainer
-
-        return CaptionTrainer
-    raise ConfigError(f"unknown --task {task!r}; use classification or caption")
-
-
 def default_run_dir(args) -> Path:
     if args.output:
         return Path(args.output)
@@ -386,8 +375,9 @@ def default_run_dir(args) -> Path:
     return Path("output") / "train" / name
 
 
-def train(args) -> Path | None:
-    """Run `zoo train` with parsed args; returns the run folder (on the main process)."""
+def train(args, trainer_class: type[Trainer] = Trainer) -> Path | None:
+    """Run `zoo train` with parsed args and the task's Trainer (the engine's own classification one, or a
+    subclass); returns the run folder (on the main process)."""
     if args.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before CUDA starts, for cuBLAS
     dist = ddp.setup(args.device)
@@ -397,7 +387,7 @@ def train(args) -> Path | None:
             run_dir = checkpoint.run_dir_of(checkpoint.find(args.resume, ("last",))) \
                 if args.resume and not args.output else default_run_dir(args)
             run_dir.mkdir(parents=True, exist_ok=True)
-        trainer = trainer_class(args.task)(args, dist, run_dir)
+        trainer = trainer_class(args, dist, run_dir)
         if args.resume:
             trainer.resume(args.resume)
         if dist.is_main:

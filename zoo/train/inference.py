@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-import zoo
 from shared.errors import InputError
 from vision.datasets import create_dataset, load_image
+from zoo import registry
 from zoo.train import checkpoint, ddp, report
 from zoo.train.data import BadImageCounter, DataConfig, EpochSampler, Transformed, collate
 from zoo.train.engine import evaluate
@@ -42,7 +42,7 @@ def load_classifier(path: str | Path, model_name: str | None = None, use_ema: bo
     meta = checkpoint.read_meta(folder)
     if model_name is not None:
         checkpoint.check_same_model(meta, model_name, folder)
-    model = zoo.create_model(meta["model"], **meta.get("model_overrides", {}))
+    model = registry.create_model(meta["model"], **meta.get("model_overrides", {}))
     weights_file = checkpoint.load_weights(model, folder, ema=use_ema)
     model.to(ddp.pick_device(device)).eval()
     return Classifier(model, list(meta["classes"]), DataConfig(**meta["data"]), meta, folder, weights_file)
