@@ -145,8 +145,8 @@ class TimestampRules:
 
 
 class _WindowDecoder:
-    """What generate() drives for one window: the decoder, projecting to the vocabulary only the positions
-    that are read: the last one, and at the first call the start-of-transcript (for the no-speech
+    """What generate() drives for one window (Decodable): the decoder, projecting to the vocabulary only the
+    positions that are read: the last one, and at the first call the start-of-transcript (for the no-speech
     probability)."""
 
     def __init__(self, model, sot_index: int):
@@ -156,9 +156,9 @@ class _WindowDecoder:
     def init_cache(self, batch_size: int, max_len: int):
         raise RuntimeError("the window decoder is always given a cache")
 
-    def decode(self, tokens: torch.Tensor, cache) -> torch.Tensor:  # (B, T) -> (B, 1, V)
+    def logits(self, tokens: torch.Tensor, cache) -> torch.Tensor:  # (B, T) -> (B, 1, V)
         decoder = self.model.decoder
-        hidden = decoder.stack(decoder.embed(tokens, offset=cache.length), cache=cache)  # (B, T, D)
+        hidden = decoder.hidden_states(tokens, cache=cache)  # (B, T, D)
         if self.sot_logits is None:
             self.sot_logits = decoder.head(hidden[:, self.sot_index])  # (B, V)
             _contiguous_cross_kv(cache)
@@ -266,7 +266,7 @@ def detect_language(model, memory: torch.Tensor, tokenizer) -> tuple[str, dict[s
     ids = torch.tensor(list(tokenizer.language_tokens.values()), device=memory.device)
     cache = model.init_cache(memory.shape[0], 1, memory=memory)
     sot = torch.full((memory.shape[0], 1), tokenizer.sot, dtype=torch.long, device=memory.device)
-    probs = model.decode(sot, cache)[0, 0].float()[ids].softmax(dim=-1)
+    probs = model.logits(sot, cache)[0, 0].float()[ids].softmax(dim=-1)
     table = dict(zip(codes, probs.tolist()))
     return max(table, key=table.get), table
 

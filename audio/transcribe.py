@@ -17,6 +17,7 @@ import torch
 from audio.decoding import DecodingOptions, DecodingResult, decode_features, detect_language
 from audio.features import HOP_LENGTH, SAMPLE_RATE, log_mel_spectrogram, pad_or_trim
 from shared.errors import ConfigError, InputError
+from shared.inference import prepare_for_inference
 
 DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 _DECODING_FIELDS = {f.name for f in dataclasses.fields(DecodingOptions)}
@@ -152,6 +153,7 @@ def transcribe(
         )
     decode_options.pop("temperature", None)
     samples = _as_audio(audio)
+    prepare_for_inference(model)  # self-attention's q/k/v in one GEMM; a second call changes nothing
     device = next(model.parameters()).device
     n_frames = model.n_frames  # mel frames per window: 3000 (30 s) for every released model
     input_stride = n_frames // model.config.n_audio_ctx  # mel frames per output position: 2

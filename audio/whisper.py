@@ -19,7 +19,7 @@ from shared.layout import column_major_table, column_major_wide_mlps
 from shared.positions import LearnedPositions, SinusoidalPositions
 from shared.pretrained import PretrainedMixin
 from shared.transformer import TransformerConfig, build_stack
-from text.decoder import TextDecoder
+from text.decoder import DecoderMixin, TextDecoder
 from text.embedding import TextEmbedding
 
 MULTILINGUAL_MIN_VOCAB = 51865  # English-only checkpoints have 51864 tokens, multilingual ones more
@@ -55,7 +55,7 @@ class WhisperConfig:
     n_text_layer: int = 4
 
 
-def _stack_config(dim: int, n_layers: int, n_heads: int, decoder: bool, context_dim: int | None = None):
+def _stack_config(dim: int, n_layers: int, n_heads: int, decoder: bool, memory_dim: int | None = None):
     # Whisper: pre-norm, GELU MLP of 4 × width, LayerNorm eps 1e-5, key projection without bias.
     return TransformerConfig(
         dim=dim,
@@ -70,15 +70,16 @@ def _stack_config(dim: int, n_layers: int, n_heads: int, decoder: bool, context_
         key_bias=False,
         causal=decoder,
         cross_attention=decoder,
-        context_dim=context_dim if decoder else None,
+        memory_dim=memory_dim if decoder else None,
     )
 
 
-class Whisper(PretrainedMixin, nn.Module):
+class Whisper(DecoderMixin, PretrainedMixin, nn.Module):
     """The Whisper encoder-decoder.
 
-    embed_audio(mel) runs the encoder once per 30 s window; decode(tokens, cache) runs the decoder one step
-    at a time against the encoder output held in the cache (see audio/decoding.py for Whisper's rules).
+    embed_audio(mel) runs the encoder once per 30 s window; logits(tokens, cache) runs the decoder one step
+    at a time against the encoder output held in the cache, as openai-whisper's `logits(tokens,
+    audio_features)` does (audio/decoding.py decodes a whole window with Whisper's rules).
     """
 
     config_class = WhisperConfig
@@ -102,7 +103,7 @@ class Whisper(PretrainedMixin, nn.Module):
         column_major_table(embed.token)  # the tied output head: see shared.layout
         stack = build_stack(
             _stack_config(
-                c.n_text_state, c.n_text_layer, c.n_text_head, decoder=True, context_dim=c.n_audio_state
+                c.n_text_state, c.n_text_layer, c.n_text_head, decoder=True, memory_dim=c.n_audio_state
             )
         )
         self.decoder = TextDecoder(embed, stack, LMHead(c.n_text_state, c.n_vocab, tied=embed.token))
@@ -150,8 +151,4 @@ class Whisper(PretrainedMixin, nn.Module):
                 f"cannot decode {max_len} positions: this model's text context is "
                 f"{self.config.n_text_ctx}; shorten the prompt or ask for fewer tokens"
             )
-        return self.decoder.init_cache(batch_size, max_len, memory=memory, memory_mask=memory_mask)
-
-    def decode(self, tokens: torch.Tensor, cache: Cache) -> torch.Tensor:
-        """(B, T) new tokens -> (B, T, n_vocab) logits; the cache advances by T."""
-        return self.decoder.decode(tokens, cache)
+        return super().init_cache(batch_size, max_len, memory=memory, memory_mask=memory_mask)

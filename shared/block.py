@@ -1,4 +1,6 @@
-"""One Transformer layer for encoders, decoders and cross-attending decoders."""
+"""One Transformer layer: self-attention, optional cross-attention to an encoder memory, then the FFN, each
+sublayer in a residual connection. Pre-norm and post-norm are two small classes (as timm's Block and
+ResPostBlock); shared.transformer.build_block picks one."""
 
 import torch
 from torch import nn
@@ -8,47 +10,80 @@ from shared.cache import LayerCache
 
 
 class TransformerBlock(nn.Module):
-    """Self-attention, optional cross-attention, then the FFN; each sublayer wrapped in a residual connection.
+    """The parts of one layer, received ready-made; the subclasses say how they connect.
 
-    norm_first=True is pre-norm, x + f(norm(x)) (GPT-2, ViT, Whisper, T5); norm_first=False is the paper's
-    post-norm, norm(x + f(x)) (the original Transformer, BERT). The block receives its parts ready-made.
+    dropout: applied to each sublayer's output before the residual add (GPT-2's resid_pdrop). drop_path:
+    stochastic depth, a module that drops a sublayer's whole output per sample (ViT training).
     """
 
-    def __init__(self, attn: Attention, attn_norm: nn.Module, mlp: nn.Module, mlp_norm: nn.Module,
+    def __init__(self, attn: Attention, mlp: nn.Module, *, attn_norm: nn.Module, mlp_norm: nn.Module,
                  cross_attn: Attention | None = None, cross_norm: nn.Module | None = None,
-                 norm_first: bool = True, dropout: float = 0.0, drop_path: nn.Module | None = None):
+                 dropout: float = 0.0, drop_path: nn.Module | None = None):
         super().__init__()
         self.attn, self.attn_norm = attn, attn_norm
         self.cross_attn, self.cross_norm = cross_attn, cross_norm
         self.mlp, self.mlp_norm = mlp, mlp_norm
-        self.norm_first = norm_first
         self.dropout = nn.Dropout(dropout)
-        # Stochastic depth (ViT training): drops a sublayer's whole output per sample before the residual add.
         self.drop_path = drop_path if drop_path is not None else nn.Identity()
 
-    def _residual(self, x: torch.Tensor, norm: nn.Module, sublayer, weights: list | None) -> torch.Tensor:
-        out = sublayer(norm(x) if self.norm_first else x)
-        if isinstance(out, tuple):  # (output, attention weights)
-            out, w = out
-            weights.append(w)
-        x = x + self.drop_path(self.dropout(out))
-        return x if self.norm_first else norm(x)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, is_causal: bool = False,
-                context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None,
-                cache: LayerCache | None = None, return_weights: bool = False):
-        """x: (B, T, D) -> (B, T, D); with return_weights also a dict of self/cross attention weights."""
-        found: list = []
-        x = self._residual(x, self.attn_norm, lambda h: self.attn(
-            h, mask=mask, is_causal=is_causal, cache=cache.self_attn if cache else None,
-            return_weights=return_weights), found)
+class PreNormBlock(TransformerBlock):
+    """x + f(norm(x)) for each sublayer (GPT-2, ViT, Whisper, T5)."""
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor | None = None, *, mask: torch.Tensor | None = None,
+                is_causal: bool = False, memory_mask: torch.Tensor | None = None,
+                cache: LayerCache | None = None) -> torch.Tensor:
+        """x (B, T, D) -> (B, T, D). memory (B, S, Dm): what the cross-attention reads, with memory_mask."""
+        self_cache, cross_cache = (cache.self_attn, cache.cross_attn) if cache is not None else (None, None)
+        h = self.attn(self.attn_norm(x), mask=mask, is_causal=is_causal, cache=self_cache)
+        x = x + self.drop_path(self.dropout(h))
         if self.cross_attn is not None:
-            if context is None:
-                raise ValueError("this decoder cross-attends: pass the encoder output as `context`")
-            x = self._residual(x, self.cross_norm, lambda h: self.cross_attn(
-                h, context=context, mask=context_mask, cache=cache.cross_attn if cache else None,
-                return_weights=return_weights), found)
-        x = self._residual(x, self.mlp_norm, self.mlp, None)
-        if return_weights:
-            return x, dict(zip(("self", "cross"), found))
+            h = self.cross_attn(self.cross_norm(x), memory, mask=memory_mask, cache=cross_cache)
+            x = x + self.drop_path(self.dropout(h))
+        x = x + self.drop_path(self.dropout(self.mlp(self.mlp_norm(x))))
         return x
+
+    def forward_with_weights(self, x: torch.Tensor, memory: torch.Tensor | None = None, *,
+                             mask: torch.Tensor | None = None, is_causal: bool = False,
+                             memory_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        """forward() without a cache, also returning the attention weights: {"self": (B, H, T, T)} and,
+        when the block cross-attends, "cross": (B, H, T, S)."""
+        h, weights = self.attn.forward_with_weights(self.attn_norm(x), mask=mask, is_causal=is_causal)
+        x = x + self.drop_path(self.dropout(h))
+        found = {"self": weights}
+        if self.cross_attn is not None:
+            h, found["cross"] = self.cross_attn.forward_with_weights(self.cross_norm(x), memory, mask=memory_mask)
+            x = x + self.drop_path(self.dropout(h))
+        x = x + self.drop_path(self.dropout(self.mlp(self.mlp_norm(x))))
+        return x, found
+
+
+class PostNormBlock(TransformerBlock):
+    """norm(x + f(x)) for each sublayer: the paper's layout (the original Transformer, BERT)."""
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor | None = None, *, mask: torch.Tensor | None = None,
+                is_causal: bool = False, memory_mask: torch.Tensor | None = None,
+                cache: LayerCache | None = None) -> torch.Tensor:
+        """x (B, T, D) -> (B, T, D). memory (B, S, Dm): what the cross-attention reads, with memory_mask."""
+        self_cache, cross_cache = (cache.self_attn, cache.cross_attn) if cache is not None else (None, None)
+        h = self.attn(x, mask=mask, is_causal=is_causal, cache=self_cache)
+        x = self.attn_norm(x + self.drop_path(self.dropout(h)))
+        if self.cross_attn is not None:
+            h = self.cross_attn(x, memory, mask=memory_mask, cache=cross_cache)
+            x = self.cross_norm(x + self.drop_path(self.dropout(h)))
+        x = self.mlp_norm(x + self.drop_path(self.dropout(self.mlp(x))))
+        return x
+
+    def forward_with_weights(self, x: torch.Tensor, memory: torch.Tensor | None = None, *,
+                             mask: torch.Tensor | None = None, is_causal: bool = False,
+                             memory_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        """forward() without a cache, also returning the attention weights: {"self": (B, H, T, T)} and,
+        when the block cross-attends, "cross": (B, H, T, S)."""
+        h, weights = self.attn.forward_with_weights(x, mask=mask, is_causal=is_causal)
+        x = self.attn_norm(x + self.drop_path(self.dropout(h)))
+        found = {"self": weights}
+        if self.cross_attn is not None:
+            h, found["cross"] = self.cross_attn.forward_with_weights(x, memory, mask=memory_mask)
+            x = self.cross_norm(x + self.drop_path(self.dropout(h)))
+        x = self.mlp_norm(x + self.drop_path(self.dropout(self.mlp(x))))
+        return x, found

@@ -1,12 +1,14 @@
 """Autoregressive decoding for every zoo decoder: prefill once, then one token a step through the KV cache.
 
-A decodable model provides `decode(tokens (B, T), cache) -> logits (B, T, V)` and `init_cache(batch, max_len)`.
-Encoder-decoder models put their encoder output into the cache (see Cache.memory) before calling generate().
-Logits processors are callables `(logits (B, V), tokens (B, T)) -> logits`; selectors pick the next token.
+generate() drives any Decodable model: `init_cache(batch_size, max_len)` and `logits(tokens (B, T), cache)`.
+Encoder-decoder models put their encoder output into the cache (see Cache.memory) before calling generate(),
+which is what their `start_generation` does (the Generative contract). Logits processors are callables
+`(logits (B, V), tokens (B, T)) -> logits`; selectors pick the next token.
 """
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 from torch.nn import functional as F
@@ -14,6 +16,27 @@ from torch.nn import functional as F
 from shared.cache import Cache
 
 Processor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class Decodable(Protocol):
+    """What generate() needs of a model: a cache, and the logits of new tokens given everything cached."""
+
+    def init_cache(self, batch_size: int, max_len: int) -> Cache:
+        """An empty cache for batch_size rows of up to max_len positions, the prompt included."""
+        ...
+
+    def logits(self, tokens: torch.Tensor, cache: Cache) -> torch.Tensor:
+        """One decoder step (or the prefill): (B, T) new tokens -> (B, T, V) logits; the cache advances by T."""
+        ...
+
+
+class Generative(Decodable, Protocol):
+    """A Decodable model that also says how generation starts from its input (text.generate, `zoo generate`)."""
+
+    def start_generation(self, inputs: Any, max_new_tokens: int) -> tuple[torch.Tensor, Cache]:
+        """The decoder prompt (B, T) and a cache sized for it plus max_new_tokens: a decoder-only model
+        continues its input; an encoder-decoder model encodes it into the cache and starts from its start token."""
+        ...
 
 
 class Greedy:
@@ -74,7 +97,7 @@ class GenerationOutput:
 
 
 @torch.no_grad()
-def generate(model, prompt: torch.Tensor, max_new_tokens: int, *, cache: Cache | None = None,
+def generate(model: Decodable, prompt: torch.Tensor, max_new_tokens: int, *, cache: Cache | None = None,
              selector: Greedy | Sample | BeamSearch | None = None, processors: Sequence[Processor] = (),
              stop_tokens: Iterable[int] = (), pad_token_id: int = 0) -> GenerationOutput:
     """Continue `prompt` (B, T) by up to max_new_tokens tokens.
@@ -93,7 +116,7 @@ def generate(model, prompt: torch.Tensor, max_new_tokens: int, *, cache: Cache |
     sum_logprobs = torch.zeros(B, device=prompt.device)
     lengths = torch.zeros(B, dtype=torch.long, device=prompt.device)
     finished = torch.zeros(B, dtype=torch.bool, device=prompt.device)
-    logits = model.decode(prompt, cache)[:, -1]  # prefill: (B, V)
+    logits = model.logits(prompt, cache)[:, -1]  # prefill: (B, V)
     for step in range(max_new_tokens):
         for process in processors:
             logits = process(logits, tokens)
@@ -106,7 +129,7 @@ def generate(model, prompt: torch.Tensor, max_new_tokens: int, *, cache: Cache |
         finished |= torch.isin(next_tokens, stops)
         if finished.all() or step == max_new_tokens - 1:
             break
-        logits = model.decode(next_tokens[:, None], cache)[:, -1]
+        logits = model.logits(next_tokens[:, None], cache)[:, -1]
     return GenerationOutput(tokens, sum_logprobs, lengths)
 
 
@@ -115,7 +138,7 @@ def _beam_search(model, prompt, max_new_tokens, cache, beam: BeamSearch, process
     K = beam.num_beams
     device = prompt.device
     stop_set = set(stops.tolist())
-    logits = model.decode(prompt, cache)[:, -1]  # prefill once per row, then expand rows into beams
+    logits = model.logits(prompt, cache)[:, -1]  # prefill once per row, then expand rows into beams
     expand = torch.arange(B, device=device).repeat_interleave(K)
     cache.reorder(expand)
     tokens, logits = prompt[expand], logits[expand]  # (B*K, T0), (B*K, V)
@@ -169,7 +192,7 @@ def _beam_search(model, prompt, max_new_tokens, cache, beam: BeamSearch, process
         if step == max_new_tokens - 1:
             break
         cache.reorder(rows_t)
-        logits = model.decode(next_t[:, None], cache)[:, -1]
+        logits = model.logits(next_t[:, None], cache)[:, -1]
 
     n_new = tokens.shape[1] - T0
     for b in range(B):  # rows that hit max_new_tokens: their live beams compete with the finished ones

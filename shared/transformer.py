@@ -7,7 +7,7 @@ from torch import nn
 
 from shared import masks
 from shared.attention import Attention
-from shared.block import TransformerBlock
+from shared.block import PostNormBlock, PreNormBlock, TransformerBlock
 from shared.cache import Cache
 from shared.mlp import MLP, GatedMLP
 from shared.norms import make_norm
@@ -37,7 +37,7 @@ class TransformerConfig:
     attn_dropout: float = 0.0
     causal: bool = False
     cross_attention: bool = False
-    context_dim: int | None = None
+    memory_dim: int | None = None
     rotary: bool = False
 
 
@@ -48,7 +48,7 @@ class TransformerStack(nn.Module):
     scaled_dot_product_attention keeps its fast path.
     """
 
-    def __init__(self, blocks: list[TransformerBlock], final_norm: nn.Module | None = None, causal: bool = False,
+    def __init__(self, blocks: list[TransformerBlock], *, final_norm: nn.Module | None = None, causal: bool = False,
                  position_bias: nn.Module | None = None):
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
@@ -62,63 +62,82 @@ class TransformerStack(nn.Module):
         cross = self.blocks[0].cross_attn is not None
         return Cache(len(self.blocks), max_len, cross_attention=cross, memory=memory, memory_mask=memory_mask)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, context: torch.Tensor | None = None,
-                context_mask: torch.Tensor | None = None, cache: Cache | None = None, return_weights: bool = False):
-        """x: (B, T, D) -> (B, T, D).
-
-        mask: (B, Tk) bool of real tokens (Tk covers cached positions too) or a full mask; context: encoder
-        output (B, S, Dc) with context_mask (B, S); cache: from init_cache, advanced in place.
-        With return_weights, also returns a list with one dict of attention weights per layer.
-        """
+    def self_attention_mask(self, x: torch.Tensor, mask: torch.Tensor | None,
+                            offset: int, cached: bool) -> tuple[torch.Tensor | None, bool]:
+        """The mask of the self-attention over x (B, T, D) at positions offset.., and whether to pass
+        is_causal=True instead of a causal mask."""
         T = x.shape[1]
-        offset = cache.length if cache is not None else 0
-        self_mask = masks.normalize(mask)
-        is_causal = False
-        if self.causal:
-            if self_mask is None and cache is None and self.position_bias is None:
-                is_causal = True
-            elif T > 1 or self_mask is not None:
-                self_mask = masks.merge(masks.causal(T, offset + T, offset, x.device), self_mask)
+        mask = masks.normalize(mask)
+        is_causal = self.causal and mask is None and not cached and self.position_bias is None
+        if self.causal and not is_causal and (T > 1 or mask is not None):
+            mask = masks.merge(masks.causal(T, offset + T, offset, x.device), mask)
         if self.position_bias is not None:
             bias = self.position_bias(T, offset + T, offset)  # (1, H, T, Tk)
-            self_mask = masks.merge(self_mask, bias, dtype=x.dtype)
-        if cache is not None and context is None:
-            context, context_mask = cache.memory, cache.memory_mask
-        context_mask = masks.normalize(context_mask)
+            mask = masks.merge(mask, bias, dtype=x.dtype)
+        return mask, is_causal
 
-        all_weights = []
+    def forward(self, x: torch.Tensor, memory: torch.Tensor | None = None, *, mask: torch.Tensor | None = None,
+                memory_mask: torch.Tensor | None = None, cache: Cache | None = None) -> torch.Tensor:
+        """x: (B, T, D) -> (B, T, D).
+
+        memory: encoder output (B, S, Dm) for cross-attending stacks, with memory_mask (B, S) of its real
+        positions (both taken from the cache when it holds them); mask: (B, Tk) bool of real tokens (Tk
+        covers cached positions too) or a full mask; cache: from init_cache, advanced in place.
+        """
+        offset = cache.length if cache is not None else 0
+        self_mask, is_causal = self.self_attention_mask(x, mask, offset, cached=cache is not None)
+        if cache is not None and memory is None:
+            memory, memory_mask = cache.memory, cache.memory_mask
+        self.check_memory(memory)
+        memory_mask = masks.normalize(memory_mask)
         for i, block in enumerate(self.blocks):
-            x = block(x, mask=self_mask, is_causal=is_causal, context=context, context_mask=context_mask,
-                      cache=cache.layers[i] if cache is not None else None, return_weights=return_weights)
-            if return_weights:
-                x, weights = x
-                all_weights.append(weights)
-        x = self.final_norm(x)
-        return (x, all_weights) if return_weights else x
+            layer_cache = cache.layers[i] if cache is not None else None
+            x = block(x, memory, mask=self_mask, is_causal=is_causal, memory_mask=memory_mask, cache=layer_cache)
+        return self.final_norm(x)
+
+    def forward_with_weights(self, x: torch.Tensor, memory: torch.Tensor | None = None, *,
+                             mask: torch.Tensor | None = None,
+                             memory_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, list[dict]]:
+        """forward() without a cache, also returning one dict of attention weights per layer (see the blocks)."""
+        self_mask, is_causal = self.self_attention_mask(x, mask, 0, cached=False)
+        self.check_memory(memory)
+        memory_mask = masks.normalize(memory_mask)
+        found = []
+        for block in self.blocks:
+            x, weights = block.forward_with_weights(x, memory, mask=self_mask, is_causal=is_causal,
+                                                    memory_mask=memory_mask)
+            found.append(weights)
+        return self.final_norm(x), found
+
+    def check_memory(self, memory: torch.Tensor | None) -> None:
+        if memory is None and self.blocks[0].cross_attn is not None:
+            raise ValueError("this decoder cross-attends: pass the encoder output as `memory`")
 
 
 def build_block(cfg: TransformerConfig, drop_path: nn.Module | None = None) -> TransformerBlock:
-    """One block from the config; everything is built here so the block itself only composes.
+    """One block from the config, pre-norm or post-norm by cfg.norm_first; everything is built here so the
+    block itself only composes.
 
     drop_path: an optional module applied to each sublayer output before the residual add (stochastic depth).
     """
     rotary = RotaryEmbedding(cfg.head_dim or cfg.dim // cfg.n_heads) if cfg.rotary else None
 
-    def attention(context_dim=None, rotary=None):
+    def attention(memory_dim=None, rotary=None):
         return Attention(cfg.dim, cfg.n_heads, n_kv_heads=cfg.n_kv_heads, head_dim=cfg.head_dim, bias=cfg.bias,
                          key_bias=cfg.key_bias, scale=cfg.attn_scale, dropout=cfg.attn_dropout,
-                         context_dim=context_dim, rotary=rotary)
+                         memory_dim=memory_dim, rotary=rotary)
 
     def norm():
         return make_norm(cfg.norm, cfg.dim, cfg.norm_eps)
 
-    mlp_cls = GatedMLP if cfg.gated_mlp else MLP
-    return TransformerBlock(
-        attn=attention(rotary=rotary), attn_norm=norm(),
-        mlp=mlp_cls(cfg.dim, cfg.mlp_hidden, act=cfg.activation, bias=cfg.bias), mlp_norm=norm(),
-        cross_attn=attention(context_dim=cfg.context_dim) if cfg.cross_attention else None,
+    block = PreNormBlock if cfg.norm_first else PostNormBlock
+    mlp = GatedMLP if cfg.gated_mlp else MLP
+    return block(
+        attention(rotary=rotary), mlp(cfg.dim, cfg.mlp_hidden, act=cfg.activation, bias=cfg.bias),
+        attn_norm=norm(), mlp_norm=norm(),
+        cross_attn=attention(memory_dim=cfg.memory_dim) if cfg.cross_attention else None,
         cross_norm=norm() if cfg.cross_attention else None,
-        norm_first=cfg.norm_first, dropout=cfg.dropout, drop_path=drop_path)
+        dropout=cfg.dropout, drop_path=drop_path)
 
 
 def build_stack(cfg: TransformerConfig, position_bias: nn.Module | None = None) -> TransformerStack:

@@ -3,8 +3,9 @@
     model, tok = zoo.create_model("gpt2", pretrained=path).eval(), Tokenizer.from_dir(path)
     result = generate_text(model, tok, "Once upon a time", max_new_tokens=40, on_text=print)
 
-Works with any model that has `start_generation(input_ids, max_new_tokens) -> (prompt, cache)` plus the
-`decode`/`init_cache` pair (GPT-2 continues its input; T5 encodes it and decodes from its start token).
+Works with any shared.generation.Generative model: `start_generation(input_ids, max_new_tokens) -> (prompt,
+cache)` plus the `init_cache`/`logits` pair (GPT-2 continues its input; T5 encodes it and decodes from its
+start token). Each entry point first runs shared.inference.prepare_for_inference on the model (in place).
 """
 
 import copy
@@ -16,7 +17,8 @@ from torch import nn
 
 from shared.cache import Cache
 from shared.errors import InputError
-from shared.generation import BeamSearch, GenerationOutput, Greedy, Sample, generate
+from shared.generation import BeamSearch, Decodable, GenerationOutput, Generative, Greedy, Sample, generate
+from shared.inference import prepare_for_inference
 from text.quantize import quantize_int8
 
 PRECISIONS = ("float32", "bfloat16", "int8")
@@ -89,7 +91,7 @@ def _cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
 
 
 @torch.inference_mode()
-def generate_text(model: nn.Module, tokenizer, prompt: str, max_new_tokens: int = 50, *,
+def generate_text(model: Generative, tokenizer, prompt: str, max_new_tokens: int = 50, *,
                   selector: Greedy | Sample | BeamSearch | None = None, stop: Sequence[str] = (),
                   on_text: Callable[[str], None] | None = None, processors: Sequence = (),
                   eos_id: int | None = None) -> TextGeneration:
@@ -111,6 +113,7 @@ def generate_text(model: nn.Module, tokenizer, prompt: str, max_new_tokens: int 
     if not ids:  # a decoder-only model needs something to continue: start from its begin-of-text token
         ids = [tokenizer.bos_id if tokenizer.bos_id is not None else getattr(config, "bos_id", eos_id)]
     device = next(model.parameters()).device
+    prepare_for_inference(model)
     input_ids = torch.tensor([ids], dtype=torch.long, device=device)  # (1, T)
     start_prompt, cache = model.start_generation(input_ids, max_new_tokens)
     beam = isinstance(selector, BeamSearch)
@@ -168,20 +171,23 @@ class LeftPaddedCache(Cache):
 
 
 class _LeftPadded:
-    """Makes a model whose decode() takes a padding mask and per-row positions decodable by generate()."""
+    """Makes a model whose logits() takes a padding mask and per-row positions Decodable by generate()."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: Generative):
         self.model = model
 
-    def decode(self, tokens: torch.Tensor, cache: LeftPaddedCache) -> torch.Tensor:
+    def init_cache(self, batch_size: int, max_len: int) -> Cache:
+        raise RuntimeError("a left-padded batch is always given its LeftPaddedCache")
+
+    def logits(self, tokens: torch.Tensor, cache: LeftPaddedCache) -> torch.Tensor:
         start, end = cache.length, cache.length + tokens.shape[1]
         valid = cache.valid[:, :end]  # (B, Tk): real tokens among everything cached, these included
         positions = (valid.long().cumsum(-1) - 1).clamp(min=0)[:, start:end]  # (B, T): from each row's start
-        return self.model.decode(tokens, cache, mask=valid, position_ids=positions)
+        return self.model.logits(tokens, cache, mask=valid, position_ids=positions)
 
 
 @torch.inference_mode()
-def generate_batch(model: nn.Module, prompts: Sequence[Sequence[int]], max_new_tokens: int, *,
+def generate_batch(model: Generative, prompts: Sequence[Sequence[int]], max_new_tokens: int, *,
                    selector: Greedy | Sample | BeamSearch | None = None, processors: Sequence = (),
                    stop_tokens: Sequence[int] = (), pad_token_id: int | None = None) -> GenerationOutput:
     """Continue several prompts of different lengths at once (decoder-only models such as GPT-2).
@@ -198,6 +204,7 @@ def generate_batch(model: nn.Module, prompts: Sequence[Sequence[int]], max_new_t
         raise InputError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     pad = pad_token_id if pad_token_id is not None else model.config.pad_id
     device = next(model.parameters()).device
+    prepare_for_inference(model)
     width = max(len(p) for p in prompts)
     tokens = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], dtype=torch.long, device=device)
     kwargs = dict(selector=selector, processors=processors, stop_tokens=stop_tokens, pad_token_id=pad)
@@ -223,7 +230,7 @@ def _rewind(cache: Cache, length: int) -> None:
 
 
 @torch.inference_mode()
-def draft_and_verify(model: nn.Module, draft: nn.Module, prompt: torch.Tensor, max_new_tokens: int,
+def draft_and_verify(model: Decodable, draft: Decodable, prompt: torch.Tensor, max_new_tokens: int,
                      draft_tokens: int = 8, stop_tokens: Sequence[int] = ()) -> DraftedGeneration:
     """Greedy decoding of `model` sped up by a cheaper `draft` of it (e.g. reduce_precision(model, "int8")).
 
@@ -238,22 +245,24 @@ def draft_and_verify(model: nn.Module, draft: nn.Module, prompt: torch.Tensor, m
     if draft_tokens < 1:
         raise InputError(f"draft_tokens must be at least 1, got {draft_tokens}")
     stops = set(stop_tokens)
+    prepare_for_inference(model)
+    prepare_for_inference(draft)
     limit = prompt.shape[1] + max_new_tokens + draft_tokens + 1
     cache, draft_cache = model.init_cache(1, limit), draft.init_cache(1, limit)
     tokens = prompt[0].tolist()
-    new = [int(model.decode(prompt, cache)[0, -1].argmax())]  # not yet fed to either model
+    new = [int(model.logits(prompt, cache)[0, -1].argmax())]  # not yet fed to either model
     fed_draft, drafted, accepted, run = 0, 0, 0, draft_tokens
     while len(new) < max_new_tokens and new[-1] not in stops:
         base = len(tokens) + len(new) - 1  # positions both models must have cached before the last token
         guesses: list[int] = []
         pending = (tokens + new)[fed_draft:]  # tokens the draft has not seen yet (1 or 2)
         for _ in range(min(run, max_new_tokens - len(new))):
-            logits = draft.decode(torch.tensor([pending], device=prompt.device), draft_cache)
+            logits = draft.logits(torch.tensor([pending], device=prompt.device), draft_cache)
             guesses.append(int(logits[0, -1].argmax()))
             pending = guesses[-1:]
             if guesses[-1] in stops:
                 break
-        checked = model.decode(torch.tensor([[new[-1], *guesses]], device=prompt.device), cache)
+        checked = model.logits(torch.tensor([[new[-1], *guesses]], device=prompt.device), cache)
         best = checked[0].argmax(-1).tolist()  # the model's choice after each fed token: (len(guesses) + 1,)
         n_ok = 0
         while n_ok < len(guesses) and guesses[n_ok] == best[n_ok] and guesses[n_ok] not in stops:

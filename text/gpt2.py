@@ -8,14 +8,13 @@ from torch import nn
 
 from shared.cache import Cache
 from shared.errors import InputError
-from shared.generation import BeamSearch, GenerationOutput, Greedy, Sample, generate
 from shared.heads import LMHead
 from shared.init import normal_init
 from shared.layout import column_major_table, column_major_wide_mlps
 from shared.positions import LearnedPositions
 from shared.pretrained import PretrainedMixin
 from shared.transformer import TransformerConfig, build_stack
-from text.decoder import TextDecoder
+from text.decoder import GenerationMixin, TextDecoder
 from text.embedding import TextEmbedding
 
 
@@ -35,11 +34,12 @@ class GPT2Config:
     pad_id: int = 50256  # GPT-2 has no pad token; padding reuses <|endoftext|>, hidden by the attention mask
 
 
-class GPT2(PretrainedMixin, nn.Module):
+class GPT2(GenerationMixin, PretrainedMixin, nn.Module):
     """GPT-2 language model.
 
     forward(tokens (B, T), mask=None) -> logits (B, T, V); hidden_states() gives the final-norm features
-    (B, T, D); decode/init_cache make it decodable by shared.generation.generate().
+    (B, T, D); init_cache/logits/start_generation make it Generative (shared.generation); generate()
+    continues input_ids and ends rows at <|endoftext|> unless other stop_tokens are given.
     """
 
     config_class = GPT2Config
@@ -72,37 +72,20 @@ class GPT2(PretrainedMixin, nn.Module):
     def hidden_states(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """tokens (B, T) -> final-norm hidden states (B, T, D). mask: (B, T) bool, True for real tokens."""
         self._check(tokens)
-        return self.decoder.stack(self.decoder.embed(tokens), mask=mask)
+        return self.decoder.hidden_states(tokens, mask=mask)
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """tokens (B, T) -> next-token logits (B, T, V)."""
         self._check(tokens)
         return self.decoder(tokens, mask=mask)
 
-    def init_cache(self, batch_size: int, max_len: int) -> Cache:
-        return self.decoder.init_cache(batch_size, max_len)
-
-    def decode(self, tokens: torch.Tensor, cache: Cache, mask: torch.Tensor | None = None,
+    def logits(self, tokens: torch.Tensor, cache: Cache, *, mask: torch.Tensor | None = None,
                position_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T) new tokens -> (B, T, V) logits, advancing the cache.
-
-        For left-padded batches (text.generate.generate_batch): mask (B, Tk) bool marks the real tokens of
-        everything cached so far plus these, position_ids (B, T) each row's own positions.
-        """
+        """(B, T) new tokens -> (B, T, V) logits, advancing the cache; mask and position_ids: DecoderMixin."""
         self._check(tokens, cache.length)
-        return self.decoder(tokens, mask=mask, cache=cache, position_ids=position_ids)
+        return super().logits(tokens, cache, mask=mask, position_ids=position_ids)
 
     def start_generation(self, input_ids: torch.Tensor, max_new_tokens: int) -> tuple[torch.Tensor, Cache]:
         """The decoder prompt and an empty cache sized for it: a decoder-only model continues its input."""
         self._check(input_ids, max_new_tokens)
         return input_ids, self.init_cache(input_ids.shape[0], input_ids.shape[1] + max_new_tokens)
-
-    @torch.inference_mode()
-    def generate(self, input_ids: torch.Tensor, max_new_tokens: int = 32,
-                 selector: Greedy | Sample | BeamSearch | None = None, processors=(),
-                 stop_tokens=None) -> GenerationOutput:
-        """Continue input_ids (B, T); rows end at <|endoftext|> unless other stop_tokens are given."""
-        prompt, cache = self.start_generation(input_ids, max_new_tokens)
-        stops = [self.config.eos_id] if stop_tokens is None else stop_tokens
-        return generate(self, prompt, max_new_tokens, cache=cache, selector=selector, processors=processors,
-                        stop_tokens=stops, pad_token_id=self.config.pad_id)

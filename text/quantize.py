@@ -46,12 +46,8 @@ class Int8Linear(nn.Module):
 
 
 class Int8Attention(Attention):
-    """Attention whose projections are Int8Linear; self-attention's q, k, v come from one fused int8 GEMM."""
-
-    def _project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        qkv = self.qkv(x)  # (B, T, (H + 2·Hkv)·Dh)
-        kv_width = self.n_kv_heads * self.head_dim
-        return qkv.split([self.n_heads * self.head_dim, kv_width, kv_width], dim=-1)
+    """Attention whose projections are Int8Linear; self-attention's q, k, v come from one fused int8 GEMM,
+    its `qkv` (see Attention.project)."""
 
 
 def _fused_qkv(attn: Attention) -> Int8Linear:

@@ -13,12 +13,11 @@ from torch import nn
 
 from shared.cache import Cache
 from shared.errors import InputError
-from shared.generation import BeamSearch, GenerationOutput, Greedy, Sample, generate
 from shared.heads import LMHead
 from shared.positions import RelativePositionBias
 from shared.pretrained import PretrainedMixin
 from shared.transformer import TransformerConfig, build_stack
-from text.decoder import TextDecoder
+from text.decoder import GenerationMixin, TextDecoder
 from text.embedding import TextEmbedding
 
 
@@ -61,11 +60,12 @@ class T5Head(nn.Module):
         return self.lm_head(x * self.scale if self.scale != 1.0 else x)
 
 
-class T5(PretrainedMixin, nn.Module):
+class T5(GenerationMixin, PretrainedMixin, nn.Module):
     """T5 for conditional generation.
 
     encode(src (B, S), src_mask) -> memory (B, S, D); forward(src, tgt) -> teacher-forced logits (B, T, V)
-    where tgt starts with decoder_start_id; generate() encodes once and decodes through shared.generation.
+    where tgt starts with decoder_start_id; generate(input_ids, max_new_tokens, mask=None, ...) encodes once
+    and decodes through shared.generation; its tokens start with decoder_start_id and rows end at EOS.
     """
 
     config_class = T5Config
@@ -134,13 +134,6 @@ class T5(PretrainedMixin, nn.Module):
         memory = self.encode(src, src_mask)
         return self.decoder(tgt, memory=memory, memory_mask=src_mask, mask=tgt_mask)
 
-    def init_cache(self, batch_size: int, max_len: int, memory=None, memory_mask=None) -> Cache:
-        return self.decoder.init_cache(batch_size, max_len, memory=memory, memory_mask=memory_mask)
-
-    def decode(self, tokens: torch.Tensor, cache: Cache) -> torch.Tensor:
-        """(B, T) new decoder tokens -> (B, T, V) logits, advancing the cache (which holds the memory)."""
-        return self.decoder.decode(tokens, cache)
-
     def start_generation(self, input_ids: torch.Tensor, max_new_tokens: int,
                          mask: torch.Tensor | None = None) -> tuple[torch.Tensor, Cache]:
         """Encode the input once; the decoder starts from decoder_start_id with the memory in its cache."""
@@ -151,13 +144,3 @@ class T5(PretrainedMixin, nn.Module):
                             device=input_ids.device)
         cache = self.init_cache(input_ids.shape[0], 1 + max_new_tokens, memory=memory, memory_mask=mask)
         return prompt, cache
-
-    @torch.inference_mode()
-    def generate(self, input_ids: torch.Tensor, max_new_tokens: int = 32, mask: torch.Tensor | None = None,
-                 selector: Greedy | Sample | BeamSearch | None = None, processors=(),
-                 stop_tokens=None) -> GenerationOutput:
-        """input_ids (B, S) -> GenerationOutput whose tokens start with decoder_start_id; rows end at EOS."""
-        prompt, cache = self.start_generation(input_ids, max_new_tokens, mask)
-        stops = [self.config.eos_id] if stop_tokens is None else stop_tokens
-        return generate(self, prompt, max_new_tokens, cache=cache, selector=selector, processors=processors,
-                        stop_tokens=stops, pad_token_id=self.config.pad_id)

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from shared.generation import BeamSearch, GenerationOutput, Greedy, Sample, generate
+from shared.cache import Cache
 from shared.heads import LMHead
 from shared.init import xavier_init
 from shared.positions import SinusoidalPositions
 from shared.pretrained import PretrainedMixin
 from shared.transformer import TransformerConfig, build_stack
-from text.decoder import TextDecoder
+from text.decoder import GenerationMixin, TextDecoder
 from text.embedding import TextEmbedding
 
 
@@ -34,10 +34,12 @@ class Seq2SeqConfig:
     eos_id: int = 2
 
 
-class TransformerSeq2Seq(PretrainedMixin, nn.Module):
-    """Encoder-decoder Transformer. forward(src, tgt) gives teacher-forced logits; generate() decodes."""
+class TransformerSeq2Seq(GenerationMixin, PretrainedMixin, nn.Module):
+    """Encoder-decoder Transformer. forward(src, tgt) gives teacher-forced logits; generate(src,
+    max_new_tokens=64) translates: it encodes once, then decodes from BOS until EOS."""
 
     config_class = Seq2SeqConfig
+    default_max_new_tokens = 64
 
     def __init__(self, config: Seq2SeqConfig):
         super().__init__()
@@ -76,19 +78,9 @@ class TransformerSeq2Seq(PretrainedMixin, nn.Module):
         memory = self.encode(src, src_mask)
         return self.decoder(tgt, memory=memory, memory_mask=src_mask, mask=tgt_mask)
 
-    def init_cache(self, batch_size: int, max_len: int, memory=None, memory_mask=None):
-        return self.decoder.init_cache(batch_size, max_len, memory=memory, memory_mask=memory_mask)
-
-    def decode(self, tokens: torch.Tensor, cache) -> torch.Tensor:
-        return self.decoder.decode(tokens, cache)
-
-    @torch.no_grad()
-    def generate(self, src: torch.Tensor, max_new_tokens: int = 64,
-                 selector: Greedy | Sample | BeamSearch | None = None, processors=()) -> GenerationOutput:
-        """Translate src (B, S): encode once, then decode from BOS until EOS."""
+    def start_generation(self, src: torch.Tensor, max_new_tokens: int) -> tuple[torch.Tensor, Cache]:
+        """Encode src (B, S) once; the decoder starts from BOS with the memory in its cache."""
         src_mask = src != self.config.pad_id
         memory = self.encode(src, src_mask)
         prompt = torch.full((src.shape[0], 1), self.config.bos_id, dtype=torch.long, device=src.device)
-        cache = self.init_cache(src.shape[0], 1 + max_new_tokens, memory=memory, memory_mask=src_mask)
-        return generate(self, prompt, max_new_tokens, cache=cache, selector=selector, processors=processors,
-                        stop_tokens=[self.config.eos_id], pad_token_id=self.config.pad_id)
+        return prompt, self.init_cache(src.shape[0], 1 + max_new_tokens, memory=memory, memory_mask=src_mask)

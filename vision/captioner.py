@@ -19,13 +19,13 @@ from torch import nn
 
 from shared.cache import Cache
 from shared.errors import ConfigError, InputError
-from shared.generation import BeamSearch, GenerationOutput, Greedy, Sample, generate
+from shared.generation import BeamSearch, Greedy
 from shared.heads import LMHead
 from shared.init import normal_init
 from shared.positions import LearnedPositions, sinusoids
 from shared.pretrained import PretrainedMixin
 from shared.transformer import TransformerConfig, build_stack
-from text.decoder import TextDecoder
+from text.decoder import GenerationMixin, TextDecoder
 from text.embedding import TextEmbedding
 from vision.recipes import VIT
 from vision.vit import VisionTransformer, ViTConfig
@@ -99,12 +99,14 @@ def grid_sinusoids(height: int, width: int, dim: int) -> torch.Tensor:
     return torch.cat([rows, cols], dim=-1).reshape(height * width, dim)  # (H·W, D)
 
 
-class Captioner(PretrainedMixin, nn.Module):
+class Captioner(GenerationMixin, PretrainedMixin, nn.Module):
     """Images (B, C, H, W) and caption tokens (B, T) -> next-token logits (B, T, V).
 
-    encode() gives the decoder memory (B, P + N, D); init_cache/decode make the model decodable by
-    shared.generation.generate(); generate() captions images; caption_with_attention() also returns, for
-    every generated token, the cross-attention over the N patches.
+    encode() gives the decoder memory (B, P + N, D); init_cache/logits/start_generation make the model
+    Generative (shared.generation); generate(images, max_new_tokens=None, ...) captions images: tokens
+    (B, 1 + new) with BOS first, padded with pad_id after EOS, max_new_tokens defaulting to the rest of the
+    decoder's context; caption_with_attention() also returns, for every generated token, the
+    cross-attention over the N patches.
     """
 
     config_class = CaptionerConfig
@@ -155,17 +157,24 @@ class Captioner(PretrainedMixin, nn.Module):
         memory = self.encoder.forward_features(images)  # (B, P + N, D_encoder)
         return self.memory_proj(memory) if self.memory_proj is not None else memory
 
-    def forward(self, images: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor | None = None,
-                return_weights: bool = False):
-        """Teacher forcing: images (B, C, H, W), tokens (B, T) starting with BOS -> logits (B, T, V).
-
-        mask: (B, T) bool, True for real tokens (padding after the end needs none: the decoder is causal).
-        With return_weights, also the per-layer attention weights (see TransformerStack).
-        """
+    def _check_pair(self, images: torch.Tensor, tokens: torch.Tensor) -> None:
         self._check_tokens(tokens)
         if images.shape[0] != tokens.shape[0]:
             raise InputError(f"{images.shape[0]} images but {tokens.shape[0]} captions; pass one per image")
-        return self.decoder(tokens, memory=self.encode(images), mask=mask, return_weights=return_weights)
+
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher forcing: images (B, C, H, W), tokens (B, T) starting with BOS -> logits (B, T, V).
+
+        mask: (B, T) bool, True for real tokens (padding after the end needs none: the decoder is causal).
+        """
+        self._check_pair(images, tokens)
+        return self.decoder(tokens, memory=self.encode(images), mask=mask)
+
+    def forward_with_weights(self, images: torch.Tensor, tokens: torch.Tensor,
+                             mask: torch.Tensor | None = None) -> tuple[torch.Tensor, list[dict]]:
+        """forward() and the per-layer attention weights (see TextDecoder.forward_with_weights)."""
+        self._check_pair(images, tokens)
+        return self.decoder.forward_with_weights(tokens, self.encode(images), mask=mask)
 
     def init_cache(self, batch_size: int, max_len: int, memory: torch.Tensor | None = None,
                    memory_mask: torch.Tensor | None = None) -> Cache:
@@ -173,33 +182,29 @@ class Captioner(PretrainedMixin, nn.Module):
         if memory is None:
             raise InputError("a captioner's cache needs the image memory: "
                              "init_cache(..., memory=encode(images))")
-        return self.decoder.init_cache(batch_size, max_len, memory=memory, memory_mask=memory_mask)
+        return super().init_cache(batch_size, max_len, memory=memory, memory_mask=memory_mask)
 
-    def decode(self, tokens: torch.Tensor, cache: Cache) -> torch.Tensor:
+    def logits(self, tokens: torch.Tensor, cache: Cache, *, mask: torch.Tensor | None = None,
+               position_ids: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T) new tokens -> (B, T, V) logits, advancing the cache."""
         self._check_tokens(tokens, cache.length)
-        return self.decoder.decode(tokens, cache)
+        return super().logits(tokens, cache, mask=mask, position_ids=position_ids)
 
     def _prompt(self, batch: int, device) -> torch.Tensor:
         return torch.full((batch, 1), self.config.bos_id, dtype=torch.long, device=device)
 
-    @torch.no_grad()
-    def generate(self, images: torch.Tensor, max_new_tokens: int | None = None,
-                 selector: Greedy | Sample | BeamSearch | None = None, processors=()) -> GenerationOutput:
-        """Caption images (B, C, H, W): encode once, then decode from BOS until EOS.
+    @property
+    def default_max_new_tokens(self) -> int:
+        """The rest of the decoder's context after BOS."""
+        return self.config.max_len - 1
 
-        Returns the GenerationOutput of shared.generation.generate: tokens (B, 1 + new) with BOS first,
-        padded with pad_id after EOS. max_new_tokens defaults to the rest of the decoder's context.
-        """
-        max_new = self.config.max_len - 1 if max_new_tokens is None else max_new_tokens
-        if 1 + max_new > self.config.max_len:
-            raise InputError(f"{max_new} new tokens exceed the captioner's maximum of {self.config.max_len} "
-                             f"(BOS included); ask for at most {self.config.max_len - 1}")
-        memory = self.encode(images)
-        cache = self.init_cache(images.shape[0], 1 + max_new, memory=memory)
-        return generate(self, self._prompt(images.shape[0], images.device), max_new, cache=cache,
-                        selector=selector, processors=processors, stop_tokens=[self.config.eos_id],
-                        pad_token_id=self.config.pad_id)
+    def start_generation(self, images: torch.Tensor, max_new_tokens: int) -> tuple[torch.Tensor, Cache]:
+        """Encode the images once; the decoder starts from BOS with their memory in its cache."""
+        if 1 + max_new_tokens > self.config.max_len:
+            raise InputError(f"{max_new_tokens} new tokens exceed the captioner's maximum of "
+                             f"{self.config.max_len} (BOS included); ask for at most {self.config.max_len - 1}")
+        cache = self.init_cache(images.shape[0], 1 + max_new_tokens, memory=self.encode(images))
+        return self._prompt(images.shape[0], images.device), cache
 
     @torch.no_grad()
     def generate_uncached(self, images: torch.Tensor, max_new_tokens: int | None = None) -> torch.Tensor:
@@ -223,7 +228,7 @@ class Captioner(PretrainedMixin, nn.Module):
                                selector: Greedy | BeamSearch | None = None, layers: str = "mean"):
         """Captions and, for every generated token, where the decoder looked in the image.
 
-        The tokens come from generate(); one teacher-forced pass over them with return_weights=True then gives
+        The tokens come from generate(); one teacher-forced pass over them (forward_with_weights) then gives
         the cross-attention of the query that produced each token. Heads are averaged, then layers: "mean"
         averages all decoder layers, "last" keeps the last one. Prefix (class) tokens are dropped and each map
         is renormalised over the patches, so every map sums to 1 over the N = H'·W' patches.
@@ -235,7 +240,7 @@ class Captioner(PretrainedMixin, nn.Module):
             raise InputError(f"layers must be 'mean' or 'last', got {layers!r}")
         output = self.generate(images, max_new_tokens, selector=selector)
         inputs = output.tokens[:, :-1]  # the query at position t produced token t + 1
-        _, weights = self(images, inputs, return_weights=True)
+        _, weights = self.forward_with_weights(images, inputs)
         cross = torch.stack([w["cross"] for w in weights])  # (L, B, H, new, P + N)
         cross = cross[-1:] if layers == "last" else cross
         maps = cross.float().mean(dim=(0, 2))[..., self.num_prefix_tokens:]  # (B, new, N)

@@ -8,10 +8,10 @@ import torch
 from shared.attention import Attention
 
 
-def explicit(attn: Attention, x, context=None, bias=None):
+def explicit(attn: Attention, x, memory=None, bias=None):
     """The paper's formula with the module's own projections, head by head."""
     B, T, _ = x.shape
-    kv_in = x if context is None else context
+    kv_in = x if memory is None else memory
     H, Dh = attn.n_heads, attn.head_dim
     q = attn.q_proj(x).view(B, T, H, Dh).transpose(1, 2)
     k = attn.k_proj(kv_in).view(B, kv_in.shape[1], -1, Dh).transpose(1, 2)
@@ -34,33 +34,33 @@ def data():
 @pytest.mark.parametrize("n_kv_heads", [4, 2])
 @pytest.mark.parametrize("cross", [False, True])
 def test_attention_matches_formula(data, n_kv_heads, cross):
-    x, context = data
+    x, memory = data
     attn = Attention(16, 4, n_kv_heads=n_kv_heads).eval()
-    ctx = context if cross else None
+    ctx = memory if cross else None
     expected = explicit(attn, x, ctx)
-    torch.testing.assert_close(attn(x, context=ctx), expected, atol=1e-5, rtol=0)
-    out, weights = attn(x, context=ctx, return_weights=True)
+    torch.testing.assert_close(attn(x, ctx), expected, atol=1e-5, rtol=0)
+    out, weights = attn.forward_with_weights(x, ctx)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 4, 5))
 
 
 @pytest.mark.parametrize("cross", [False, True])
 def test_boolean_and_additive_masks(data, cross):
-    x, context = data
+    x, memory = data
     attn = Attention(16, 4).eval()
-    ctx = context if cross else None
+    ctx = memory if cross else None
     Tk = 7 if cross else 5
     allowed = torch.rand(2, 1, 5, Tk) > 0.4
     allowed[..., 0] = True  # every query sees at least one key
     bias_from_bool = torch.zeros(allowed.shape).masked_fill(~allowed, float("-inf"))
     expected = explicit(attn, x, ctx, bias_from_bool)
-    torch.testing.assert_close(attn(x, context=ctx, mask=allowed), expected, atol=1e-5, rtol=0)
-    torch.testing.assert_close(attn(x, context=ctx, mask=allowed, return_weights=True)[0], expected,
+    torch.testing.assert_close(attn(x, ctx, mask=allowed), expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(attn.forward_with_weights(x, ctx, mask=allowed)[0], expected,
                                atol=1e-5, rtol=0)
 
     additive = torch.randn(1, 4, 5, Tk)
     expected = explicit(attn, x, ctx, additive)
-    torch.testing.assert_close(attn(x, context=ctx, mask=additive), expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(attn(x, ctx, mask=additive), expected, atol=1e-5, rtol=0)
 
 
 def test_key_padding_mask_ignores_padded_keys(data):
@@ -76,7 +76,7 @@ def test_causal_flag_matches_explicit_mask(data):
     attn = Attention(16, 4).eval()
     lower = torch.ones(5, 5).tril().bool()
     torch.testing.assert_close(attn(x, is_causal=True), attn(x, mask=lower[None, None]), atol=1e-6, rtol=0)
-    torch.testing.assert_close(attn(x, is_causal=True, return_weights=True)[0], attn(x, is_causal=True),
+    torch.testing.assert_close(attn.forward_with_weights(x, is_causal=True)[0], attn(x, is_causal=True),
                                atol=1e-6, rtol=0)
 
 
@@ -92,7 +92,7 @@ def test_unscaled_attention_scale():
     torch.manual_seed(0)
     attn = Attention(8, 2, scale=1.0, bias=False).eval()
     x = torch.randn(1, 3, 8)
-    _, weights = attn(x, return_weights=True)
+    _, weights = attn.forward_with_weights(x)
     q = attn.q_proj(x).view(1, 3, 2, 4).transpose(1, 2)
     k = attn.k_proj(x).view(1, 3, 2, 4).transpose(1, 2)
     torch.testing.assert_close(weights, torch.softmax(q @ k.transpose(-1, -2), -1))

@@ -35,7 +35,7 @@ def test_cached_logits_equal_full_forward_decoder_only():
     out = generate(model, torch.tensor([[3, 4, 5], [6, 7, 8]]), 10)
     tokens = out.tokens
     cache = model.init_cache(2, tokens.shape[1])
-    stepwise = [model.decode(tokens[:, :3], cache)] + [model.decode(tokens[:, t:t + 1], cache)
+    stepwise = [model.logits(tokens[:, :3], cache)] + [model.logits(tokens[:, t:t + 1], cache)
                                                       for t in range(3, tokens.shape[1])]
     torch.testing.assert_close(torch.cat(stepwise, 1), model(tokens), atol=1e-5, rtol=0)
     # and greedy picked the argmax of the full forward at every step
@@ -51,7 +51,7 @@ def test_cached_logits_equal_full_forward_encoder_decoder():
     full = model(src, tokens)
     src_mask = src != 0
     cache = model.init_cache(2, tokens.shape[1], memory=model.encode(src), memory_mask=src_mask)
-    stepwise = torch.cat([model.decode(tokens[:, t:t + 1], cache) for t in range(tokens.shape[1])], dim=1)
+    stepwise = torch.cat([model.logits(tokens[:, t:t + 1], cache) for t in range(tokens.shape[1])], dim=1)
     finished = torch.cumsum(tokens == 2, dim=1) > 0  # positions after EOS are padding, not compared
     keep = ~torch.cat([torch.zeros(2, 1, dtype=torch.bool), finished[:, :-1]], dim=1)
     torch.testing.assert_close(stepwise[keep], full[keep], atol=1e-5, rtol=0)
@@ -99,7 +99,7 @@ class MarkovModel:
     def init_cache(self, batch, max_len):
         return Cache(1, max_len)
 
-    def decode(self, tokens, cache):
+    def logits(self, tokens, cache):
         cache.layers[0].self_attn.update(*(torch.zeros(tokens.shape[0], 1, tokens.shape[1], 1),) * 2)
         return self.log_table[tokens]
 

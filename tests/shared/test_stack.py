@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from shared.block import PostNormBlock, PreNormBlock
 from shared.positions import RelativePositionBias
 from shared.transformer import TransformerConfig, build_stack
 
@@ -48,8 +49,8 @@ def test_cross_attention_padding_is_ignored():
     x, memory = torch.randn(1, 3, 16), torch.randn(1, 4, 16)
     padded_memory = torch.cat([memory, torch.randn(1, 2, 16)], dim=1)
     memory_mask = torch.tensor([[True] * 4 + [False] * 2])
-    torch.testing.assert_close(model(x, context=padded_memory, context_mask=memory_mask),
-                               model(x, context=memory), atol=1e-5, rtol=0)
+    torch.testing.assert_close(model(x, padded_memory, memory_mask=memory_mask),
+                               model(x, memory), atol=1e-5, rtol=0)
 
 
 def test_pre_and_post_norm_place_the_norm_differently():
@@ -72,7 +73,7 @@ def test_cached_steps_equal_one_full_pass(overrides):
     model = stack(causal=True, **overrides)
     x = torch.randn(2, 9, 16)
     memory = torch.randn(2, 4, 16) if overrides.get("cross_attention") else None
-    full = model(x, context=memory)
+    full = model(x, memory)
     cache = model.init_cache(16, memory=memory)
     steps = [model(x[:, :4], cache=cache)] + [model(x[:, t:t + 1], cache=cache) for t in range(4, 9)]
     assert cache.length == 9
@@ -86,10 +87,34 @@ def test_cache_overflow_is_a_clear_error():
         model(torch.randn(1, 4, 16), cache=cache)
 
 
-def test_return_weights_gives_one_dict_per_layer():
+def test_forward_with_weights_gives_one_dict_per_layer():
     model = stack(causal=True, cross_attention=True)
     x, memory = torch.randn(1, 3, 16), torch.randn(1, 5, 16)
-    out, weights = model(x, context=memory, return_weights=True)
-    torch.testing.assert_close(out, model(x, context=memory), atol=1e-5, rtol=0)
+    out, weights = model.forward_with_weights(x, memory)
+    torch.testing.assert_close(out, model(x, memory), atol=1e-5, rtol=0)
     assert len(weights) == 2 and weights[0]["cross"].shape == (1, 4, 3, 5)
     assert torch.all(weights[0]["self"][0, :, 0, 1:] == 0)  # causal: the first token sees only itself
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_weights_path_computes_what_forward_computes(norm_first):
+    model = stack(causal=True, cross_attention=True, norm_first=norm_first, final_norm=norm_first)
+    assert all(type(b) is (PreNormBlock if norm_first else PostNormBlock) for b in model.blocks)
+    x, memory = torch.randn(2, 4, 16), torch.randn(2, 5, 16)
+    memory_mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    out, weights = model.forward_with_weights(x, memory, memory_mask=memory_mask)
+    torch.testing.assert_close(out, model(x, memory, memory_mask=memory_mask), atol=1e-5, rtol=0)
+    torch.testing.assert_close(weights[1]["cross"].sum(-1), torch.ones(2, 4, 4))
+    assert torch.all(weights[1]["cross"][1, ..., 3:] == 0)  # padded memory gets no weight
+
+
+def test_block_state_dict_names():
+    block = stack(causal=True, cross_attention=True, n_layers=1).blocks[0]
+    parts = {key.split(".")[0] for key in block.state_dict()}
+    assert parts == {"attn", "attn_norm", "cross_attn", "cross_norm", "mlp", "mlp_norm"}
+
+
+def test_a_cross_attending_stack_needs_its_memory():
+    model = stack(causal=True, cross_attention=True)
+    with pytest.raises(ValueError, match="pass the encoder output as `memory`"):
+        model(torch.randn(1, 3, 16))

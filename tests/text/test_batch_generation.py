@@ -56,7 +56,7 @@ def test_batch_equals_transformers_left_padded_generate(pair):
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         theirs = hf(ids, attention_mask=mask, position_ids=positions).logits
         cache = ours.init_cache(len(PROMPTS), width)
-        logits = ours.decode(ids, cache, mask=mask.bool(), position_ids=positions)
+        logits = ours.logits(ids, cache, mask=mask.bool(), position_ids=positions)
     torch.testing.assert_close(logits[mask.bool()], theirs[mask.bool()], atol=1e-4, rtol=0)
 
 

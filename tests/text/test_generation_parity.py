@@ -143,7 +143,7 @@ class _ScriptedLM:
     def init_cache(self, batch_size, max_len):
         return self.Cache()
 
-    def decode(self, tokens, cache):
+    def logits(self, tokens, cache):
         rows = [[self.TABLE[t].get(v, 1e-9) for v in range(5)] for t in tokens[:, -1].tolist()]
         return torch.tensor(rows).log()[:, None, :]  # (B, 1, V)
 

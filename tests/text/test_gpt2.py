@@ -53,8 +53,8 @@ def test_cached_decoding_equals_uncached(pair):
     with torch.no_grad():
         full = ours(tokens)
         cache = ours.init_cache(2, 10)
-        steps = [ours.decode(tokens[:, :4], cache)]
-        steps += [ours.decode(tokens[:, t:t + 1], cache) for t in range(4, 10)]
+        steps = [ours.logits(tokens[:, :4], cache)]
+        steps += [ours.logits(tokens[:, t:t + 1], cache) for t in range(4, 10)]
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=0)
 
 

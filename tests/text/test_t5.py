@@ -67,7 +67,7 @@ def test_cached_decoding_equals_uncached(pair):
         full = ours(src, tgt)
         prompt, cache = ours.start_generation(src, max_new_tokens=7)
         assert torch.equal(prompt, tgt[:, :1])
-        steps = [ours.decode(tgt[:, :3], cache)] + [ours.decode(tgt[:, t:t + 1], cache) for t in range(3, 8)]
+        steps = [ours.logits(tgt[:, :3], cache)] + [ours.logits(tgt[:, t:t + 1], cache) for t in range(3, 8)]
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=0)
 
 

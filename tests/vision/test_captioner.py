@@ -117,8 +117,8 @@ def test_step_logits_equal_teacher_forced_logits(model):
     with torch.no_grad():
         full = model(images, tokens)
         cache = model.init_cache(2, 9, memory=model.encode(images))
-        steps = [model.decode(tokens[:, :3], cache)]
-        steps += [model.decode(tokens[:, t:t + 1], cache) for t in range(3, 9)]
+        steps = [model.logits(tokens[:, :3], cache)]
+        steps += [model.logits(tokens[:, t:t + 1], cache) for t in range(3, 9)]
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=0)
 
 
@@ -151,7 +151,7 @@ def test_attention_maps_follow_the_cross_attention_weights(model):
     images = _images(1)
     output, maps = no_cls.caption_with_attention(images, max_new_tokens=4, layers="last")
     with torch.no_grad():
-        _, weights = no_cls(images, output.tokens[:, :-1], return_weights=True)
+        _, weights = no_cls.forward_with_weights(images, output.tokens[:, :-1])
     expected = weights[-1]["cross"].mean(dim=1).reshape(maps.shape)  # (B, T, H', W')
     torch.testing.assert_close(maps, expected)
 
