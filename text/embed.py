@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import torch
 
 from shared.errors import ConfigError, InputError
+from shared.inference import prepare_for_inference
 from text.bert import Bert, SentenceEmbeddingHead
 from text.tokenizer import Tokenizer
 
@@ -35,7 +36,7 @@ class SentenceEncoder:
         if not isinstance(model, Bert):
             raise ConfigError(f"sentence embeddings need a BERT-family model, got {type(model).__name__}")
         self.device = torch.device(device) if device is not None else default_device()
-        self.model = model.to(self.device).eval()
+        self.model = prepare_for_inference(model.to(self.device).eval())
         self.tokenizer = tokenizer
         self.max_length = max_length or model.config.max_len
         self.dtype = dtype
