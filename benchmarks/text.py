@@ -1,8 +1,8 @@
 """zoo's text models against transformers on the same weights and inputs, in one process.
 
-    python benchmarks/text.py                      # everything, best of 5
-    python benchmarks/text.py --only gpt2 --reps 3
-    python benchmarks/text.py --json out.json
+    python -m benchmarks.text                      # everything, best of 5
+    python -m benchmarks.text --only gpt2 --reps 3
+    python -m benchmarks.text --json out.json
 
 BERT-base: sequences/s of a forward pass at batch 8 x 128 tokens (transformers' random BERT-base weights
 converted into zoo). MiniLM: sentences/s embedding 64 sentences of mixed length with the real
@@ -17,29 +17,24 @@ contenders then run interleaved and the best of the repetitions counts, so a mac
 during the run affects all alike. Ratios are zoo throughput / transformers throughput (above 1: zoo faster).
 """
 
-import sys
+import argparse
+import json
+import os
 from pathlib import Path
 
-# Run as a script, this file's folder leads sys.path and its name would hide the `text` package.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+import torch
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import time  # noqa: E402
-
-import torch  # noqa: E402
-
-import zoo  # noqa: E402
-from shared.generation import Greedy, generate  # noqa: E402
-from text.convert_bert import convert_bert  # noqa: E402
-from text.convert_gpt2 import config_from_hf as gpt2_config  # noqa: E402
-from text.convert_gpt2 import convert_gpt2  # noqa: E402
-from text.embed import SentenceEncoder  # noqa: E402
-from text.generate import draft_and_verify, reduce_precision  # noqa: E402
-from text.gpt2 import GPT2  # noqa: E402
-from text.tokenizer import Tokenizer  # noqa: E402
+import zoo
+from benchmarks.common import describe_device, interleaved
+from shared.generation import Greedy, generate
+from shared.inference import prepare_for_inference
+from text.convert_bert import convert_bert
+from text.convert_gpt2 import config_from_hf as gpt2_config
+from text.convert_gpt2 import convert_gpt2
+from text.embed import SentenceEncoder
+from text.generate import draft_and_verify, reduce_precision
+from text.gpt2 import GPT2
+from text.tokenizer import Tokenizer
 
 WORDS = ("the quick brown fox jumps over a lazy dog while several transformers attend to every token in "
          "long and short sentences about food music science travel weather and small model zoos").split()
@@ -56,23 +51,8 @@ def sentences(n: int = 64) -> list[str]:
 
 def best_of(fns: dict, device: torch.device, reps: int, warmup: int = 1) -> tuple[dict, dict]:
     """Run the callables interleaved `reps` times after a warm-up: (best seconds, last output) per name."""
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    outputs = {}
-    for name, fn in fns.items():
-        for _ in range(warmup):
-            outputs[name] = fn()
-    best = {name: float("inf") for name in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
-            sync()
-            start = time.perf_counter()
-            outputs[name] = fn()
-            sync()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best, outputs
+    times, outputs = interleaved(fns, device, reps, warmup)
+    return {name: min(t) for name, t in times.items()}, outputs
 
 
 def bert_base(device: torch.device, reps: int) -> dict:
@@ -83,7 +63,7 @@ def bert_base(device: torch.device, reps: int) -> dict:
     reference = transformers.BertModel(transformers.BertConfig()).to(device).eval()
     ours = zoo.create_model("bert_base_uncased", task="features")
     ours.load_state_dict(convert_bert(reference.state_dict(), ours.config))
-    ours.to(device).eval()
+    prepare_for_inference(ours.to(device).eval())
     ids = torch.randint(1000, 30000, (8, 128), device=device)
     mask = torch.ones_like(ids)
     with torch.inference_mode():
@@ -143,7 +123,7 @@ def gpt2(device: torch.device, reps: int, new_tokens: int = 128, prompt_len: int
     hf.generation_config.pad_token_id = 0
     ours = GPT2(gpt2_config(hf.config.to_dict())).eval()
     ours.load_state_dict(convert_gpt2({k: v.cpu() for k, v in hf.state_dict().items()}, ours.config))
-    ours = ours.to(device)
+    ours = prepare_for_inference(ours.to(device))
     low = "int8" if device.type == "cpu" else "bfloat16"
     reduced = reduce_precision(ours, low)
     prompt = torch.randint(0, hf.config.vocab_size, (1, prompt_len),
@@ -203,9 +183,8 @@ def run(device: str | None = None, reps: int = 5, threads: int | None = None, on
     if threads:
         torch.set_num_threads(threads)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    results = {"device": f"{device} ({name})", "threads": torch.get_num_threads(), "torch": torch.__version__,
+    results = {"device": describe_device(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
                "transformers": transformers.__version__, "load_average_1min": load, "reps": reps}
     print(f"device {results['device']}, {results['threads']} threads, torch {torch.__version__}, transformers "
           f"{transformers.__version__}, float32 unless named, best of {reps}, load average {load:.1f}")

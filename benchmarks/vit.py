@@ -1,7 +1,7 @@
 """zoo's ViT against timm's: same architecture, same weights, same inputs, one process.
 
-    python benchmarks/vit.py                 # inference vit_small_patch16_224 (batch 1, 8) + training step
-    python benchmarks/vit.py --reps 5 --amp  # fewer repetitions; bfloat16 autocast on CUDA
+    python -m benchmarks.vit                 # inference vit_small_patch16_224 (batch 1, 8) + training step
+    python -m benchmarks.vit --reps 5 --amp  # fewer repetitions; bfloat16 autocast on CUDA
 
 Inference: images/s of vit_small_patch16_224 at batch 1 and 8 (eval, inference mode). Training: steps/s
 (forward + cross-entropy + backward + AdamW step) of vit_tiny_patch4_32 at batch 128. timm's random weights
@@ -13,55 +13,24 @@ the load average and the ratios zoo / timm (above 1 means zoo is faster).
 """
 
 import argparse
-import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-# Run as a script, Python puts this folder first on the path, where the other benchmark scripts would shadow
-# the packages of the same names (benchmarks/text.py and the `text` package).
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+import timm
+import torch
+from torch.nn import functional as F
 
-import timm  # noqa: E402
-import torch  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
-
-import zoo  # noqa: E402
-from vision.convert import from_timm  # noqa: E402
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
+import zoo
+from benchmarks.common import describe_device, interleaved, load_average
+from shared.inference import prepare_for_inference
+from vision.convert import from_timm
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
-clock = CLOCKS["wall"]
 
 
-def timed(fn, device: torch.device, iters: int) -> float:
-    """Seconds per call of fn, averaged over iters calls."""
-    sync(device)
-    start = clock()
-    for _ in range(iters):
-        fn()
-    sync(device)
-    return (clock() - start) / iters
-
-
-def compare(fns: dict, device: torch.device, warmup: int, reps: int, iters: int) -> dict:
+def compare(fns: dict, device: torch.device, args, iters: int) -> dict:
     """Seconds per call of each fn in every repetition, measured in alternation."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in fns}
-    order = list(fns)
-    for _ in range(reps):
-        for name in order:
-            times[name].append(timed(fns[name], device, iters))
-        order.reverse()  # neither runs always first (warm caches, allocator state)
+    times, _ = interleaved(fns, device, args.reps, args.warmup, iters, CLOCKS[args.clock])
     return times
 
 
@@ -81,13 +50,12 @@ def autocast(device: torch.device, amp: bool):
 def bench_inference(device, args) -> None:
     ours, reference = pair("vit_small_patch16_224", dict(img_size=224, patch_size=16, embed_dim=384, depth=12,
                                                          num_heads=6, num_classes=1000), device)
-    ours.eval(), reference.eval()
+    prepare_for_inference(ours.eval()), reference.eval()
     for batch in (1, 8):
         x = torch.randn(batch, 3, 224, 224, device=device)
         with torch.inference_mode(), autocast(device, args.amp):
             diff = (ours(x).float() - reference(x).float()).abs().max().item()
-            result = compare({"zoo": lambda: ours(x), "timm": lambda: reference(x)}, device, args.warmup,
-                             args.reps, args.iters)
+            result = compare({"zoo": lambda: ours(x), "timm": lambda: reference(x)}, device, args, args.iters)
         report(f"inference vit_small_patch16_224 batch {batch}", "images/s", batch, result, diff)
 
 
@@ -114,8 +82,7 @@ def bench_training(device, args) -> None:
         ours.eval(), reference.eval()
         diff = (ours(x).float() - reference(x).float()).abs().max().item()
         ours.train(), reference.train()
-    result = compare({"zoo": step_fn(ours), "timm": step_fn(reference)}, device, args.warmup, args.reps,
-                     max(1, args.iters // 2))
+    result = compare({"zoo": step_fn(ours), "timm": step_fn(reference)}, device, args, max(1, args.iters // 2))
     report(f"training step vit_tiny_patch4_32 batch {args.train_batch}", "steps/s", 1, result, diff)
 
 
@@ -126,10 +93,6 @@ def report(title: str, unit: str, per_call: int, result: dict, diff: float) -> N
     print(f"{title}: zoo {per_call / best['zoo']:.4g} {unit}, timm {per_call / best['timm']:.4g} {unit}, "
           f"ratio zoo/timm {best['timm'] / best['zoo']:.3f} (best), {median['timm'] / median['zoo']:.3f} (median)"
           f"  (max |logit diff| {diff:.1e})", flush=True)
-
-
-def load() -> str:
-    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -146,19 +109,16 @@ def main() -> None:
                         help="wall time, or this process's CPU time (steadier on a CPU shared with other "
                              "jobs; rates are then per busy CPU-second, not per wall second)")
     args = parser.parse_args()
-    global clock
-    clock = CLOCKS[args.clock]
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"device {device} ({name}), torch {torch.__version__}, timm {timm.__version__}, "
-          f"threads {torch.get_num_threads()}, amp {args.amp}, clock {args.clock}, {load()}", flush=True)
+    print(f"device {describe_device(device)}, torch {torch.__version__}, timm {timm.__version__}, "
+          f"threads {torch.get_num_threads()}, amp {args.amp}, clock {args.clock}, {load_average()}", flush=True)
     if args.only in (None, "inference"):
         bench_inference(device, args)
     if args.only in (None, "training"):
         bench_training(device, args)
-    print(f"end: {load()}", flush=True)
+    print(f"end: {load_average()}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,84 @@
+"""What every benchmark shares: the device it ran on, the machine's load, interleaved timing.
+
+torch is imported inside the functions that need it, so a benchmark child process that must not load torch
+(faster-whisper's, whose peak memory is measured) can still use the rest.
+"""
+
+import os
+import platform
+import time
+from pathlib import Path
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages: how busy the machine was while a benchmark ran."""
+    if not hasattr(os, "getloadavg"):
+        return "load average unknown"
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def cpu_name() -> str:
+    """The CPU model (from /proc/cpuinfo on Linux, where platform.processor() is often empty)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def describe_cpu() -> str:
+    """e.g. "AMD EPYC, 2 cores, AVX512": the CPU a run used and the widest vector unit torch's kernels use."""
+    parts = [cpu_name(), f"{os.cpu_count()} cores"]
+    try:
+        import torch
+
+        parts.append(torch.backends.cpu.get_cpu_capability())
+    except ImportError:
+        pass
+    return ", ".join(parts)
+
+
+def describe_device(device) -> str:
+    """e.g. "cuda:0 (NVIDIA H200, compute 9.0)" or "cpu (AMD EPYC, 2 cores, AVX512)"."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        return f"{device} ({torch.cuda.get_device_name(device)}, compute {major}.{minor})"
+    return f"{device} ({describe_cpu()})"
+
+
+def sync(device) -> None:
+    """Wait for queued GPU work, so a timer around it measures the work and not its launch."""
+    import torch
+
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved(fns: dict, device, reps: int, warmup: int = 1, iters: int = 1,
+                clock=time.perf_counter) -> tuple[dict[str, list[float]], dict]:
+    """Time each callable `reps` times in alternation after `warmup` untimed calls each.
+
+    Returns (seconds per call in every repetition, the last output) per name. The contenders alternate, and
+    their order flips every repetition, so neither always runs first and a change in machine load during the
+    run hits all of them alike.
+    """
+    outputs = {}
+    for name, fn in fns.items():
+        for _ in range(warmup):
+            outputs[name] = fn()
+    times = {name: [] for name in fns}
+    order = list(fns)
+    for _ in range(reps):
+        for name in order:
+            sync(device)
+            start = clock()
+            for _ in range(iters):
+                outputs[name] = fns[name]()
+            sync(device)
+            times[name].append((clock() - start) / iters)
+        order.reverse()
+    return times, outputs
