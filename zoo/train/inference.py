@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from shared.errors import InputError
+from shared.inference import prepare_for_inference
 from vision.datasets import create_dataset, load_image
 from zoo import registry
 from zoo.train import checkpoint, ddp, report
@@ -44,7 +45,7 @@ def load_classifier(path: str | Path, model_name: str | None = None, use_ema: bo
         checkpoint.check_same_model(meta, model_name, folder)
     model = registry.create_model(meta["model"], **meta.get("model_overrides", {}))
     weights_file = checkpoint.load_weights(model, folder, ema=use_ema)
-    model.to(ddp.pick_device(device)).eval()
+    prepare_for_inference(model.to(ddp.pick_device(device)).eval())
     return Classifier(model, list(meta["classes"]), DataConfig(**meta["data"]), meta, folder, weights_file)
 
 
