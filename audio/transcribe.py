@@ -18,6 +18,7 @@ from audio.decoding import DecodingOptions, DecodingResult, decode_features, det
 from audio.features import HOP_LENGTH, SAMPLE_RATE, log_mel_spectrogram, pad_or_trim
 from shared.errors import ConfigError, InputError
 from shared.inference import prepare_for_inference
+from shared.threads import recheck_threads
 
 DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 _DECODING_FIELDS = {f.name for f in dataclasses.fields(DecodingOptions)}
@@ -204,6 +205,7 @@ def transcribe(
 
     with tqdm(total=content_frames, unit="frames", disable=verbose is not False) as bar:
         while seek < content_frames:
+            recheck_threads()  # other work may have come or gone since the last window
             previous_seek = seek
             time_offset = seek * HOP_LENGTH / SAMPLE_RATE
             segment_size = min(n_frames, content_frames - seek)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shared.errors import InputError
+from zoo import cli_threads
 from zoo.train.caption_inference import caption_files, load_captioner
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ def run_caption(args) -> int:
     if args.beam_size < 1:
         raise InputError(f"--beam_size must be at least 1, got {args.beam_size}")
     cap = load_captioner(args.checkpoint, use_ema=not args.no_ema, device=args.device)
+    cli_threads.start_threads("caption", args.threads)
     failed, drawn = 0, []
     for path, result in caption_files(cap, args.images, args.beam_size, args.max_new_tokens,
                                       with_attention=args.attention_map is not None):
@@ -75,4 +77,5 @@ def add_parser(subparsers) -> None:
                    help="save each word's cross-attention over the image patches, overlaid on the image")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA ones")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when present)")
+    cli_threads.add_argument(p)
     p.set_defaults(func=run_caption)

@@ -9,7 +9,7 @@ import sys
 import torch
 
 from shared.errors import InputError
-from zoo import registry
+from zoo import cli_threads, registry
 from zoo.embedding import load_encoder
 
 
@@ -42,6 +42,7 @@ def run_embed(args) -> int:
     if not sentences:
         raise InputError("no sentences given; pass them as arguments, or '-' to read one per line from stdin")
     encoder = load_encoder(args.model, args.checkpoint, args.device)
+    cli_threads.start_threads("embed", args.threads)
     vectors = encoder.encode(sentences, batch_size=args.batch_size)  # (N, D)
     name = registry.get_entry(args.model).name
     if args.format == "json":
@@ -66,5 +67,6 @@ def add_parser(subparsers) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--show", type=int, default=6, help="vector values shown per sentence in the table")
     p.add_argument("--digits", type=int, default=4, help="decimals in the table")
+    cli_threads.add_argument(p)
     p.set_defaults(func=run_embed)
 

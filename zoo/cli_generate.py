@@ -13,7 +13,7 @@ import torch
 
 from shared.errors import ConfigError, InputError
 from shared.generation import BeamSearch, Greedy, Sample
-from zoo import registry
+from zoo import cli_threads, registry
 
 TEXT_TASKS = ("text-generation", "text2text-generation")  # the tasks whose models turn a prompt into text
 
@@ -81,6 +81,7 @@ def run_generate(args) -> int:
     if args.seed is not None:
         torch.manual_seed(args.seed)
     model, tokenizer = load_generator(args.model, args.checkpoint, args.tokenizer, args.device, args.dtype)
+    cli_threads.start_threads("generate", args.threads)
 
     def write(piece: str) -> None:
         sys.stdout.write(piece)
@@ -117,4 +118,5 @@ def add_parser(subparsers) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--echo", action="store_true", help="print the prompt before the generated text")
     p.add_argument("--verbose", action="store_true", help="report token count and why generation ended")
+    cli_threads.add_argument(p)
     p.set_defaults(func=run_generate)

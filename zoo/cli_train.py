@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from shared.errors import ConfigError
+from zoo import cli_threads
 from zoo.train.args import NOT_INHERITED, add_train_arguments
 
 
@@ -61,6 +62,7 @@ def run_validate(args) -> int:
     from zoo.train.inference import load_classifier, validate
 
     clf = load_classifier(args.checkpoint, args.model, use_ema=not args.no_ema, device=args.device)
+    cli_threads.start_threads("validate", args.threads)
     metrics = validate(clf, {"data_dir": args.data_dir}, batch_size=args.batch_size, workers=args.workers)
     print(f"{clf.folder} ({clf.weights_file}): {metrics['count']} images  top-1 {metrics['top1']:.2f}%  "
           f"top-5 {metrics['top5']:.2f}%  loss {metrics['loss']:.4f}")
@@ -71,6 +73,7 @@ def run_classify(args) -> int:
     from zoo.train.inference import classify_files, load_classifier
 
     clf = load_classifier(args.checkpoint, args.model, use_ema=not args.no_ema, device=args.device)
+    cli_threads.start_threads("classify", args.threads)
     failed = 0
     for path, result in classify_files(clf, args.images, topk=args.topk):
         if isinstance(result, Exception):
@@ -89,6 +92,7 @@ def _use_arguments(p) -> None:
     p.add_argument("--model", default=None, help="fail unless the checkpoint is of this model")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA ones")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when present)")
+    cli_threads.add_argument(p)
 
 
 def add_parser(subparsers) -> None:

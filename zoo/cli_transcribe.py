@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from shared.errors import InputError
+from zoo.cli_threads import HELP as THREADS_HELP
+from zoo.cli_threads import start_threads
 
 FORMATS = ["txt", "vtt", "srt", "tsv", "json", "all"]
 
@@ -34,16 +36,13 @@ def _temperatures(start: float, increment: float | None) -> tuple[float, ...]:
 
 
 def run(args) -> int:
-    import torch
-
     from audio.transcribe import transcribe
     from audio.writers import write_result
     from zoo.transcribe import default_device, load_model
 
-    if args.threads and args.threads > 0:
-        torch.set_num_threads(args.threads)
     device = args.device or default_device()
     model, tokenizer = load_model(args.model, args.model_dir, device)
+    start_threads("transcribe", args.threads)  # rechecked between 30 s windows
     language = args.language
     if not tokenizer.multilingual and language not in (None, "en"):
         print(
@@ -160,5 +159,5 @@ def add_parser(subparsers) -> None:
         default=0.6,
         help="treat a failed window as silence when its no-speech probability is above this",
     )
-    p.add_argument("--threads", type=optional_int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--threads", type=optional_int, default=0, help=THREADS_HELP)
     p.set_defaults(func=run)

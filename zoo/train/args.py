@@ -106,6 +106,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--amp-dtype", default=None, help="float16 | bfloat16 (default by device)")
     g.add_argument("--torchcompile", nargs="?", const="inductor", default=None, help="torch.compile backend")
     g.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda when present)")
+    g.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads per process (default: the allowed cores that no other work keeps busy, "
+                        "shared by the processes on this machine, re-checked as the run goes; ZOO_NUM_THREADS "
+                        "and OMP_NUM_THREADS also set it)")
     g.add_argument("--output", default=None, help="run folder (default: output/train/<time>-<model>)")
     g.add_argument("--experiment", default=None, help="run folder name under output/train")
     g.add_argument("--resume", default=None, help="run folder or checkpoint to continue")
@@ -115,5 +119,5 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 # Flags that describe where and how a run writes, not what it trains; --resume never inherits these.
-NOT_INHERITED = {"resume", "output", "experiment", "no_progress", "device", "workers", "debug", "func",
-                 "command"}
+NOT_INHERITED = {"resume", "output", "experiment", "no_progress", "device", "workers", "threads", "debug",
+                 "func", "command"}
