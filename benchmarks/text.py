@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 import zoo
-from benchmarks.common import describe_device, interleaved
+from benchmarks.common import describe_device, interleaved, set_threads
 from shared.generation import Greedy, generate
 from shared.inference import prepare_for_inference
 from text.convert_bert import convert_bert
@@ -180,13 +180,12 @@ def run(device: str | None = None, reps: int = 5, threads: int | None = None, on
     """Run the chosen benchmarks (all by default); prints and returns the numbers."""
     import transformers
 
-    if threads:
-        torch.set_num_threads(threads)
+    chosen = set_threads(threads)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     results = {"device": describe_device(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
                "transformers": transformers.__version__, "load_average_1min": load, "reps": reps}
-    print(f"device {results['device']}, {results['threads']} threads, torch {torch.__version__}, transformers "
+    print(f"device {results['device']}, {chosen}, torch {torch.__version__}, transformers "
           f"{transformers.__version__}, float32 unless named, best of {reps}, load average {load:.1f}")
     for key in only or BENCHMARKS:
         title, fn = BENCHMARKS[key]
@@ -199,7 +198,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--reps", type=int, default=5, help="timed repetitions per contender (best counts)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: the allowed cores that no other work keeps busy)")
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), help="run only these")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this file")
     args = parser.parse_args()

@@ -21,7 +21,7 @@ import torch
 from torch.nn import functional as F
 
 import zoo
-from benchmarks.common import describe_device, interleaved, load_average
+from benchmarks.common import describe_device, interleaved, load_average, set_threads
 from shared.inference import prepare_for_inference
 from vision.convert import from_timm
 
@@ -98,7 +98,8 @@ def report(title: str, unit: str, per_call: int, result: dict, diff: float) -> N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: the allowed cores that no other work keeps busy)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--reps", type=int, default=7, help="timed repetitions; best and median are reported")
     parser.add_argument("--iters", type=int, default=4, help="calls per repetition")
@@ -109,11 +110,10 @@ def main() -> None:
                         help="wall time, or this process's CPU time (steadier on a CPU shared with other "
                              "jobs; rates are then per busy CPU-second, not per wall second)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = set_threads(args.threads)
     device = torch.device(args.device)
     print(f"device {describe_device(device)}, torch {torch.__version__}, timm {timm.__version__}, "
-          f"threads {torch.get_num_threads()}, amp {args.amp}, clock {args.clock}, {load_average()}", flush=True)
+          f"{threads}, amp {args.amp}, clock {args.clock}, {load_average()}", flush=True)
     if args.only in (None, "inference"):
         bench_inference(device, args)
     if args.only in (None, "training"):
