@@ -29,9 +29,10 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
-def _torchrun(*args: str) -> str:
-    """`torchrun --nproc_per_node=2 -m zoo train ARGS`; returns the log of both processes."""
-    out = subprocess.run([_torchrun_path(), "--standalone", "--nproc_per_node=2", "-m", "zoo", "train", *args],
+def _torchrun(*args: str, program: tuple[str, ...] = ("-m", "zoo", "train")) -> str:
+    """`torchrun --nproc_per_node=2 -m zoo train ARGS` (or another program); returns the log of both
+    processes."""
+    out = subprocess.run([_torchrun_path(), "--standalone", "--nproc_per_node=2", *program, *args],
                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=900)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-4000:]
@@ -94,3 +95,27 @@ def test_a_killed_ddp_run_resumes_bit_identical(tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), f"{key} differs after a DDP resume"
+
+
+TRAIN_THEN_COUNT_THREADS = """
+import os
+import sys
+
+from zoo.cli import main
+
+main(["train", *sys.argv[1:]])
+names = [open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task")]
+print(f"rank {os.environ['RANK']}: {sum(name.startswith('pt_gloo') for name in names)} gloo threads left")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through Linux's /proc")
+def test_the_process_group_and_its_threads_end_with_the_run(tmp_path):
+    """`zoo train` returns with its process group destroyed and the group's threads joined. A group left to
+    interpreter finalization aborts the process at random (SIGABRT, "terminate called without an active
+    exception"): a gloo thread still letting go of a finished collective needs the GIL and is ended there."""
+    script = tmp_path / "train_then_count_threads.py"
+    script.write_text(TRAIN_THEN_COUNT_THREADS)
+    log = _torchrun(*TINY, "--epochs", "1", "--output", str(tmp_path / "run"), program=(str(script),))
+    assert "rank 0: 0 gloo threads left" in log and "rank 1: 0 gloo threads left" in log, log[-4000:]

@@ -1,5 +1,7 @@
 """Distributed data parallel under torchrun: gloo on CPU, NCCL on CUDA; a no-op for a single process."""
 
+import gc
+import importlib
 import os
 from dataclasses import dataclass
 
@@ -40,6 +42,10 @@ def setup(requested_device: str | None) -> Dist:
         return Dist(device=device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    # torch.distributed.nn binds `group.WORLD` as a default argument when it is first imported. DDP imports it
+    # (through FSDP's sharded tensors); imported after the group exists, it would hold the group past
+    # destroy_process_group, and with it the group's worker threads (see teardown). Before, it binds None.
+    importlib.import_module("torch.distributed.nn")
     dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return Dist(dist.get_rank(), dist.get_world_size(), local_rank, device)
 
@@ -75,5 +81,15 @@ def barrier(d: Dist) -> None:
 
 
 def teardown(d: Dist) -> None:
+    """Leave the process group and end its worker threads while the interpreter still runs.
+
+    A gloo worker thread lets go of a finished collective (and of the earlier ones a barrier waited for) only
+    after the caller has seen it complete; their tensors belong to Python, so letting go takes the GIL. Were
+    the group still alive when the interpreter finalizes, the finalizing interpreter would end that thread in
+    the middle of a C++ destructor, which aborts the process ("terminate called without an active
+    exception"). Destroying the group joins its threads; for that, nothing else may still hold it: the
+    caller drops its DDP model first, and collecting garbage frees what reference cycles kept of it.
+    """
     if d.enabled and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()

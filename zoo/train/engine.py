@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from shared.errors import ConfigError
+from shared.threads import recheck_threads, use_threads
 from zoo import registry
 from zoo.train import checkpoint, data, ddp, report
 from zoo.train.seeding import seed_everything, set_deterministic
@@ -310,6 +311,8 @@ class Trainer:
             last = p.batch == self.batches_per_epoch
             if p.batch % a.grad_accum_steps == 0 or last:
                 self.optimizer_step()
+                if not a.deterministic:  # a deterministic run keeps one count: reductions split by it
+                    recheck_threads()  # at most once a second: other work may have come or gone
                 if a.save_interval and p.updates % a.save_interval == 0 and not last:
                     p.seconds = time.perf_counter() - start
                     self.save(f"epoch{p.epoch:04d}-update{p.updates:07d}", None, False)
@@ -382,26 +385,38 @@ def train(args, trainer_class: type[Trainer] = Trainer) -> Path | None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before CUDA starts, for cuBLAS
     dist = ddp.setup(args.device)
     try:
-        run_dir = None
-        if dist.is_main:
-            run_dir = checkpoint.run_dir_of(checkpoint.find(args.resume, ("last",))) \
-                if args.resume and not args.output else default_run_dir(args)
-            run_dir.mkdir(parents=True, exist_ok=True)
-        trainer = trainer_class(args, dist, run_dir)
-        if args.resume:
-            trainer.resume(args.resume)
-        if dist.is_main:
-            report.write_args(run_dir, {k: (list(v) if isinstance(v, tuple) else v)
-                                        for k, v in vars(args).items() if k not in ("func",)})
-            n_train, n_val = len(trainer.train_loader.dataset), len(trainer.val_loader.dataset)
-            trainer.log(f"run folder: {run_dir}  ({trainer.describe()}, {n_train} train / "
-                        f"{n_val} val images, device {dist.device}, {dist.world_size} process(es))")
-        metrics = trainer.run()
-        if metrics is None:  # resumed a finished run: evaluate once more for the final report
-            metrics = trainer.evaluate_epoch()
-        if dist.is_main:
-            trainer.finish(metrics)
-        ddp.barrier(dist)
-        return run_dir
+        return _train(args, trainer_class, dist)
     finally:
-        ddp.teardown(dist)
+        ddp.teardown(dist)  # after _train returned: its trainer no longer holds the process group
+
+
+def _train(args, trainer_class: type[Trainer], dist: ddp.Dist) -> Path | None:
+    """The run; its trainer (with the DDP model, which holds the process group) lives in this frame only."""
+    # Each process decides for itself; the processes on this machine divide its free cores among them.
+    threads = use_threads(getattr(args, "threads", None), log=_log_threads if dist.is_main else None)
+    run_dir = None
+    if dist.is_main:
+        run_dir = checkpoint.run_dir_of(checkpoint.find(args.resume, ("last",))) \
+            if args.resume and not args.output else default_run_dir(args)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = trainer_class(args, dist, run_dir)
+    if args.resume:
+        trainer.resume(args.resume)
+    if dist.is_main:
+        report.write_args(run_dir, {**{k: (list(v) if isinstance(v, tuple) else v)
+                                       for k, v in vars(args).items() if k not in ("func",)},
+                                    "threads_used": str(threads)})
+        n_train, n_val = len(trainer.train_loader.dataset), len(trainer.val_loader.dataset)
+        trainer.log(f"run folder: {run_dir}  ({trainer.describe()}, {n_train} train / "
+                    f"{n_val} val images, device {dist.device}, {dist.world_size} process(es), {threads})")
+    metrics = trainer.run()
+    if metrics is None:  # resumed a finished run: evaluate once more for the final report
+        metrics = trainer.evaluate_epoch()
+    if dist.is_main:
+        trainer.finish(metrics)
+    ddp.barrier(dist)
+    return run_dir
+
+
+def _log_threads(message: str) -> None:
+    tqdm.write(f"threads: {message}")
