@@ -88,10 +88,10 @@ def _sibling_pids() -> list[int]:
 class CoreUsage:
     """How many cores work outside this job kept busy between two readings.
 
-    Busy time on the allowed CPUs comes from /proc/stat; the job's own CPU time (this process, and with
-    `siblings` the other ranks its launcher started) is subtracted, so a job never counts its own threads as
-    other work. Low-priority (niced) work is not counted when this process runs at normal priority: it gives
-    way. Where /proc/stat is missing, the load average stands in for the busy cores.
+    Busy time on the allowed CPUs comes from /proc/stat; the job's own CPU time (this process, the children
+    it waited for, and with `siblings` the other ranks its launcher started) is subtracted, so a job never
+    counts its own threads as other work. Low-priority (niced) work is not counted when this process runs at
+    normal priority: it gives way. Where /proc/stat is missing, the load average stands in for the busy cores.
     """
 
     def __init__(self, siblings: bool = False):
@@ -113,7 +113,8 @@ class CoreUsage:
         return busy / os.sysconf("SC_CLK_TCK")
 
     def _job_seconds(self) -> float:
-        own = time.process_time()
+        children = os.times()
+        own = time.process_time() + children.children_user + children.children_system
         if self.siblings:
             own += sum(_proc_cpu_seconds(pid) for pid in _sibling_pids())
         return own
