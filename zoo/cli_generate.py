@@ -81,17 +81,22 @@ def run_generate(args) -> int:
     if args.seed is not None:
         torch.manual_seed(args.seed)
     model, tokenizer = load_generator(args.model, args.checkpoint, args.tokenizer, args.device, args.dtype)
-    cli_threads.start_threads("generate", args.threads)
+    threads = [cli_threads.start_threads("generate", args.threads, say=False)]
 
     def write(piece: str) -> None:
         sys.stdout.write(piece)
         sys.stdout.flush()
 
+    def on_text(piece: str) -> None:
+        if threads:  # said once the prompt passed its checks, so a rejected prompt stays a one-line error
+            cli_threads.say_threads("generate", threads.pop())
+        write(piece)
+
     if args.echo:
         write(args.prompt)
     result = generate_text(model, tokenizer, args.prompt, args.max_new_tokens, selector=selector,
-                           stop=args.stop or (), on_text=write)
-    write("\n")
+                           stop=args.stop or (), on_text=on_text)
+    on_text("\n")
     if args.verbose:
         print(f"[{len(result.token_ids)} tokens, finished by {result.finish_reason}]", file=sys.stderr)
     return 0

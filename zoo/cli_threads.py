@@ -12,13 +12,18 @@ def add_argument(parser, **kwargs) -> None:
     parser.add_argument("--threads", type=int, default=None, metavar="N", help=HELP, **kwargs)
 
 
-def start_threads(command: str, requested: int | None) -> ThreadChoice:
-    """Choose and apply this process's thread count and say it on stderr, the command's first line; a long
-    job says it there again whenever it changes."""
-
-    def say(message: str) -> None:
-        print(f"zoo {command}: {message}", file=sys.stderr, flush=True)
-
-    choice = use_threads(requested, log=say)
-    say(str(choice) if choice.explicit else f"{choice}; --threads N to choose")
+def start_threads(command: str, requested: int | None, say: bool = True) -> ThreadChoice:
+    """Choose and apply this process's thread count and say it on stderr, the command's first line (or, with
+    say=False, when the caller calls say_threads); a long job says it there again whenever it changes."""
+    choice = use_threads(requested, log=lambda message: _say(command, message))
+    if say:
+        say_threads(command, choice)
     return choice
+
+
+def say_threads(command: str, choice: ThreadChoice) -> None:
+    _say(command, str(choice) if choice.explicit else f"{choice}; --threads N to choose")
+
+
+def _say(command: str, message: str) -> None:
+    print(f"zoo {command}: {message}", file=sys.stderr, flush=True)
