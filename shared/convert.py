@@ -13,6 +13,7 @@ must match exactly one pattern (or an `ignore` regex), and with `expected` every
 anything else is one WeightsError, worded by `mismatch_error` for every converter alike.
 """
 
+import abc
 import dataclasses
 import functools
 import re
@@ -24,13 +25,14 @@ from torch import Tensor, nn
 from shared.errors import WeightsError
 
 
-class Step:
+class Step(abc.ABC):
     """One source tensor -> zoo tensors. `names` are the zoo-name templates it writes ("{}" placeholders)."""
 
     names: tuple[str, ...]
 
+    @abc.abstractmethod
     def __call__(self, tensor: Tensor, groups: tuple[str, ...]) -> dict[str, Tensor]:
-        raise NotImplementedError
+        """The zoo tensors made from `tensor`, whose source key matched the layer indices `groups`."""
 
     def prefixed(self, prefix: str) -> "Step":
         """The same step writing under `prefix` (how one table serves inside a larger model)."""
