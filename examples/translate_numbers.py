@@ -159,6 +159,8 @@ def main(argv=None) -> dict:
     else:
         model, vocab, test_numbers = train(args.steps, seed=args.seed)
         result = {"steps": args.steps, "seed": args.seed}
+        if args.save:  # saved in float16 (half the file): score the weights as they will be stored
+            model.half().float()
     samples = test_numbers[: args.samples]
     for n, words in zip(samples, translate(model, vocab, samples, args.beams)):
         print(f"{n:>6} -> {words}")
@@ -167,7 +169,7 @@ def main(argv=None) -> dict:
     made_by = args.checkpoint or f"{args.steps} training steps"
     print(f"exact match on {len(test_numbers)} held-out numbers: {accuracy:.1%} ({made_by}, {result['seconds']}s)")
     if args.save:
-        model.save_pretrained(args.save)
+        model.half().save_pretrained(args.save)  # loading casts them back to the model's float32
         given = sys.argv[1:] if argv is None else argv
         record = {"command": " ".join(["python examples/translate_numbers.py", *given]), **result}
         (Path(args.save) / "training.json").write_text(json.dumps(record, indent=2) + "\n")
