@@ -41,6 +41,7 @@ def caption_meta(model_name: str, model_overrides: dict, vocab: CaptionVocab, tr
 
 def load_captioner(path: str | Path, use_ema: bool = True, device: str | None = None) -> LoadedCaptioner:
     """Rebuild the captioner a `zoo train --task caption` checkpoint (or a run folder's best) holds."""
+    from shared.inference import prepare_for_inference
     from vision.caption_data import CaptionVocab, ImageToTensor
     from zoo import registry
     from zoo.train import checkpoint, ddp
@@ -53,7 +54,7 @@ def load_captioner(path: str | Path, use_ema: bool = True, device: str | None = 
                            "train one with `zoo train --task caption`")
     model = registry.create_model(meta["model"], **meta.get("model_overrides", {}))
     checkpoint.load_weights(model, folder, ema=use_ema)
-    model.to(ddp.pick_device(device)).eval()
+    prepare_for_inference(model.to(ddp.pick_device(device)).eval())  # as zoo classify and zoo transcribe do
     data = meta["data"]
     transform = ImageToTensor(data["img_size"], tuple(data["mean"]), tuple(data["std"]))
     return LoadedCaptioner(model, CaptionVocab.from_dict(meta["vocab"]), transform, folder)
