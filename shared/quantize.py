@@ -6,7 +6,8 @@ int8 weights read a quarter of float32's bytes. Per-channel scales keep a row wi
 its precision to a row with large ones (a single per-tensor scale does). Self-attention projects q, k and v
 with one GEMM over their concatenated weights, as the float model does, so the input is quantized once.
 
-Inference only: the packed weights are not parameters, so there are no gradients and no state dict.
+Inference only: the packed weights are not parameters, so there are no gradients and no state dict. Text
+models (GPT-2, T5) and Whisper's encoder and decoder all go through this one path.
 """
 
 import copy
@@ -75,14 +76,16 @@ def _head_weight(head: LMHead) -> tuple[torch.Tensor, torch.Tensor | None]:
     return weight, head.bias
 
 
-def quantize_int8(model: nn.Module) -> nn.Module:
-    """A copy of `model` with every nn.Linear, attention projection and LM head in int8 (CPU, inference).
+def quantize_int8(model: nn.Module, *, inplace: bool = False) -> nn.Module:
+    """`model` with every nn.Linear, attention projection and LM head in int8 (CPU, inference).
 
-    Embeddings, norms and the KV cache stay float32; the model itself is left unchanged.
+    Embeddings, norms, convolutions and the KV cache stay float32. The model itself is left unchanged unless
+    `inplace` (as torch.ao's quantize_dynamic): in place, the float32 copy of each layer is released as it
+    is converted, so loading a model straight into int8 never holds two copies of its projections.
     """
     if next(model.parameters()).device.type != "cpu":
         raise InputError("int8 weights are a CPU mode; use bfloat16 on a GPU")
-    model = copy.deepcopy(model).eval()
+    model = (model if inplace else copy.deepcopy(model)).eval()
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, Attention):

@@ -1,12 +1,12 @@
-"""int8 weights (text.quantize): close to float32, every projection converted, the float model untouched."""
+"""int8 weights (shared.quantize): close to float32, every projection converted, the float model untouched."""
 
 import pytest
 import torch
 
 import zoo
 from shared.errors import InputError
+from shared.quantize import Int8Attention, Int8Linear, quantize_int8
 from text.generate import reduce_precision
-from text.quantize import Int8Attention, Int8Linear, quantize_int8
 
 
 def test_int8_linear_is_close_to_the_float_layer():
