@@ -64,19 +64,19 @@ async function waitUntilReady() {
 
 async function loadModels() {
   const note = $("models-error");
-  let models = [];
+  let models = null;
   try {
     models = (await api("/v1/models")).data;
     note.hidden = true;
   } catch (err) {
+    // a wrong or missing API key lands here: say so once, not "nothing served" on every tab
     note.textContent = `Could not list the served models: ${oneLine(err.message)}`;
     note.hidden = false;
   }
   for (const panel of PANELS) {
-    const select = $(`${panel}-model`);
-    const ids = models.filter((m) => m.task === TASKS[panel]).map((m) => m.id);
-    select.replaceChildren(...ids.map((id) => new Option(id, id)));
-    $(`${panel}-none`).hidden = ids.length > 0;
+    const ids = (models || []).filter((m) => m.task === TASKS[panel]).map((m) => m.id);
+    $(`${panel}-model`).replaceChildren(...ids.map((id) => new Option(id, id)));
+    $(`${panel}-none`).hidden = models === null || ids.length > 0;
     $(`${panel}-run`).disabled = ids.length === 0;
   }
   document.body.dataset.models = "loaded";
