@@ -16,6 +16,8 @@ import torch
 
 from audio.decoding import DecodingOptions, DecodingResult, decode_features, detect_language
 from audio.features import HOP_LENGTH, SAMPLE_RATE, log_mel_spectrogram, pad_or_trim
+from audio.vad import with_vad_filter
+from audio.word_timestamps import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, WordTimestamps
 from shared.errors import ConfigError, InputError
 from shared.inference import prepare_for_inference
 from shared.threads import recheck_threads
@@ -68,32 +70,43 @@ class _Fallback:
         self.logprob_threshold = logprob_threshold
         self.no_speech_threshold = no_speech_threshold
 
-    def __call__(self, memory: torch.Tensor, prompt: list[int]) -> DecodingResult:
+    def options_at(self, temperature: float, prompt: list[int]) -> DecodingOptions:
+        kwargs = dict(self.options, prompt=prompt, temperature=temperature)
+        if temperature > 0:  # sampling: beams make no sense, best_of does
+            kwargs.pop("beam_size", None)
+            kwargs.pop("patience", None)
+        else:
+            kwargs.pop("best_of", None)
+        return DecodingOptions(**kwargs)
+
+    def failed(self, result: DecodingResult) -> bool:
+        """Whether a window's result is too repetitive or too unlikely to keep (silence never is)."""
+        if (
+            self.no_speech_threshold is not None
+            and result.no_speech_prob > self.no_speech_threshold
+            and self.logprob_threshold is not None
+            and result.avg_logprob < self.logprob_threshold
+        ):
+            return False  # silence: the window will be skipped, no point sampling
+        too_repetitive = (
+            self.compression_ratio_threshold is not None
+            and result.compression_ratio > self.compression_ratio_threshold
+        )
+        too_unlikely = self.logprob_threshold is not None and result.avg_logprob < self.logprob_threshold
+        return too_repetitive or too_unlikely
+
+    def __call__(
+        self, memory: torch.Tensor, prompt: list[int], first: DecodingResult | None = None
+    ) -> DecodingResult:
+        """The first acceptable result; `first`: the window already decoded at the first temperature (a
+        batch decodes that for many windows at once)."""
         result = None
-        for t in self.temperatures:
-            kwargs = dict(self.options, prompt=prompt, temperature=t)
-            if t > 0:  # sampling: beams make no sense, best_of does
-                kwargs.pop("beam_size", None)
-                kwargs.pop("patience", None)
+        for i, t in enumerate(self.temperatures):
+            if i == 0 and first is not None:
+                result = first
             else:
-                kwargs.pop("best_of", None)
-            result = decode_features(self.model, memory, self.tokenizer, DecodingOptions(**kwargs))
-            failed = False
-            if (
-                self.compression_ratio_threshold is not None
-                and result.compression_ratio > self.compression_ratio_threshold
-            ):
-                failed = True  # too repetitive
-            if self.logprob_threshold is not None and result.avg_logprob < self.logprob_threshold:
-                failed = True  # too unlikely
-            if (
-                self.no_speech_threshold is not None
-                and result.no_speech_prob > self.no_speech_threshold
-                and self.logprob_threshold is not None
-                and result.avg_logprob < self.logprob_threshold
-            ):
-                failed = False  # silence: the window will be skipped, no point sampling
-            if not failed:
+                result = decode_features(self.model, memory, self.tokenizer, self.options_at(t, prompt))
+            if not self.failed(result):
                 break
         return result
 
@@ -124,6 +137,187 @@ def _segments(tokens: list[int], tokenizer, time_offset: float, duration: float,
     return [(time_offset, time_offset + duration, tokens)], None
 
 
+def autocast_for(model, decode_options: dict):
+    """fp16 autocast on CUDA unless fp16=False (a float32 model asked to compute in half); off on the CPU."""
+    device = next(model.parameters()).device
+    enabled = device.type == "cuda" and decode_options.get("fp16", True)
+    return torch.autocast("cuda", dtype=torch.float16, enabled=enabled)
+
+
+class Transcript:
+    """One file's way through its windows: which window comes next, with which prompt, and what each decoded
+    window adds (segments, the next seek). transcribe() feeds it one window at a time; transcribe_many()
+    (audio/batched.py) feeds the windows of several files in one batch.
+
+    Options are transcribe()'s; `bar` shows progress over this file's frames.
+    """
+
+    def __init__(
+        self,
+        model,
+        audio,
+        *,
+        tokenizer,
+        verbose: bool | None = None,
+        temperature: float | Sequence[float] = DEFAULT_TEMPERATURES,
+        compression_ratio_threshold: float | None = 2.4,
+        logprob_threshold: float | None = -1.0,
+        no_speech_threshold: float | None = 0.6,
+        condition_on_previous_text: bool = True,
+        initial_prompt: str | None = None,
+        word_timestamps: bool = False,
+        prepend_punctuations: str = PREPEND_PUNCTUATIONS,
+        append_punctuations: str = APPEND_PUNCTUATIONS,
+        bar: bool = False,
+        **decode_options,
+    ):
+        unknown = sorted(set(decode_options) - _DECODING_FIELDS)
+        if unknown:
+            raise ConfigError(
+                f"unknown transcribe option(s) {', '.join(unknown)}; see audio.decoding.DecodingOptions"
+            )
+        decode_options.pop("temperature", None)
+        samples = _as_audio(audio)
+        prepare_for_inference(model)  # self-attention's q/k/v in one GEMM; a second call changes nothing
+        self.model, self.tokenizer, self.verbose = model, tokenizer, verbose
+        self.no_speech_threshold, self.logprob_threshold = no_speech_threshold, logprob_threshold
+        self.condition_on_previous_text = condition_on_previous_text
+        device = next(model.parameters()).device
+        self.n_frames = model.n_frames  # mel frames per window: 3000 (30 s) for every released model
+        self.input_stride = self.n_frames // model.config.n_audio_ctx  # mel frames per output position: 2
+        self.precision = self.input_stride * HOP_LENGTH / SAMPLE_RATE  # seconds per timestamp step: 0.02
+        # As openai-whisper: the log-mel of the audio followed by one window of silence, computed once; each
+        # window then holds mel frames of the audio and, past its end, frames of exactly 0.0 (pad_or_trim).
+        self.mel = log_mel_spectrogram(
+            samples, model.config.n_mels, padding=self.n_frames * HOP_LENGTH, device=device
+        )
+        self.content_frames = self.mel.shape[-1] - self.n_frames
+        self.autocast = autocast_for(model, decode_options)
+
+        language = decode_options.get("language")
+        if not tokenizer.multilingual:
+            if language not in (None, "en"):
+                raise ConfigError(f"this is an English-only model; it cannot transcribe language {language!r}")
+            language = "en"
+        self.seek, self.segment_size = 0, 0
+        self.first_memory = None
+        if language is None:
+            self.first_memory = self.encode(self.window()[None])
+            with self.autocast:
+                language, _ = detect_language(model, self.first_memory, tokenizer)
+            if verbose:
+                print(f"Detected language: {language}")
+        decode_options["language"] = self.language = language
+        self.words = None
+        if word_timestamps:  # openai-whisper's: cross-attention of the alignment heads, then DTW (audio/alignment.py)
+            self.words = WordTimestamps(model, tokenizer, language=language, task=decode_options.get("task"),
+                                        prepend_punctuations=prepend_punctuations,
+                                        append_punctuations=append_punctuations)
+        temperatures = [temperature] if isinstance(temperature, (int, float)) else list(temperature)
+        self.fallback = _Fallback(
+            model,
+            tokenizer,
+            temperatures,
+            decode_options,
+            compression_ratio_threshold,
+            logprob_threshold,
+            no_speech_threshold,
+        )
+        self.initial_prompt_tokens = tokenizer.encode(" " + initial_prompt.strip()) if initial_prompt else []
+        self.all_tokens: list[int] = list(self.initial_prompt_tokens)
+        self.prompt_reset_since = 0
+        self.all_segments: list[dict] = []
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.content_frames, unit="frames", disable=not bar)
+
+    @property
+    def done(self) -> bool:
+        return self.seek >= self.content_frames
+
+    def window(self) -> torch.Tensor:
+        """The next window's log-mel (n_mels, n_frames): audio from the seek point, then frames of 0.0."""
+        self.segment_size = min(self.n_frames, self.content_frames - self.seek)
+        return pad_or_trim(self.mel[:, self.seek : self.seek + self.segment_size], self.n_frames)
+
+    def encode(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, n_frames) -> encoder output (B, n_audio_ctx, D)."""
+        with torch.inference_mode(), self.autocast:
+            return self.model.embed_audio(mel)
+
+    def next_memory(self) -> torch.Tensor:
+        """The next window's encoder output (1, n_audio_ctx, D); the first one may be encoded already."""
+        mel = self.window()
+        if self.first_memory is not None and self.seek == 0:
+            return self.first_memory
+        return self.encode(mel[None])
+
+    @property
+    def prompt(self) -> list[int]:
+        return self.all_tokens[self.prompt_reset_since :]
+
+    def accept(self, result: DecodingResult, memory: torch.Tensor) -> None:
+        """Take the decoded window at the seek point (its encoder output `memory` (1, S, D)) and move on."""
+        previous_seek, segment_size, tokenizer = self.seek, self.segment_size, self.tokenizer
+        time_offset = previous_seek * HOP_LENGTH / SAMPLE_RATE
+        if (
+            self.no_speech_threshold is not None
+            and result.no_speech_prob > self.no_speech_threshold
+            and not (self.logprob_threshold is not None and result.avg_logprob > self.logprob_threshold)
+        ):
+            self.seek += segment_size  # silence: skip the whole window
+            self.bar.update(min(self.content_frames, self.seek) - previous_seek)
+            return
+
+        pieces, last_timestamp = _segments(
+            result.tokens, tokenizer, time_offset, segment_size * HOP_LENGTH / SAMPLE_RATE, self.precision
+        )
+        # Seek back to the last complete timestamp (never standing still) so no word is cut in half.
+        seek = previous_seek + (segment_size if not last_timestamp else last_timestamp * self.input_stride)
+        current = []
+        for start, end, tokens in pieces:
+            text = tokenizer.decode([t for t in tokens if t < tokenizer.eot])
+            if start == end or not text.strip():
+                text, tokens = "", []
+            current.append(
+                {
+                    "id": len(self.all_segments) + len(current),
+                    "seek": previous_seek,
+                    "start": start,
+                    "end": end,
+                    "text": text,
+                    "tokens": tokens,
+                    "temperature": result.temperature,
+                    "avg_logprob": result.avg_logprob,
+                    "compression_ratio": result.compression_ratio,
+                    "no_speech_prob": result.no_speech_prob,
+                }
+            )
+        if self.words is not None:  # adds segment["words"]; seeks to the last word's end
+            seek = self.words(current, result.tokens, memory, segment_size, seek)
+        self.seek = seek
+        if self.verbose:
+            for s in current:
+                print(
+                    f"[{format_timestamp(s['start'])} --> {format_timestamp(s['end'])}] {s['text']}",
+                    flush=True,
+                )
+        self.all_segments.extend(current)
+        self.all_tokens.extend(t for s in current for t in s["tokens"])
+        if not self.condition_on_previous_text or result.temperature > 0.5:
+            self.prompt_reset_since = len(self.all_tokens)  # a shaky window should not steer the next one
+        self.bar.update(min(self.content_frames, self.seek) - previous_seek)
+
+    def result(self) -> dict:
+        self.bar.close()
+        return {
+            "text": self.tokenizer.decode(self.all_tokens[len(self.initial_prompt_tokens) :]),
+            "language": self.language,
+            "segments": self.all_segments,
+        }
+
+
+@with_vad_filter
 def transcribe(
     model,
     audio,
@@ -136,6 +330,9 @@ def transcribe(
     no_speech_threshold: float | None = 0.6,
     condition_on_previous_text: bool = True,
     initial_prompt: str | None = None,
+    word_timestamps: bool = False,
+    prepend_punctuations: str = PREPEND_PUNCTUATIONS,
+    append_punctuations: str = APPEND_PUNCTUATIONS,
     **decode_options,
 ) -> dict:
     """Transcribe a file or 16 kHz samples (T,) with a Whisper model and its tokenizer.
@@ -147,119 +344,27 @@ def transcribe(
     Returns {"text", "language", "segments": [{id, seek, start, end, text, tokens, temperature,
     avg_logprob, compression_ratio, no_speech_prob}]}.
     """
-    unknown = sorted(set(decode_options) - _DECODING_FIELDS)
-    if unknown:
-        raise ConfigError(
-            f"unknown transcribe option(s) {', '.join(unknown)}; see audio.decoding.DecodingOptions"
-        )
-    decode_options.pop("temperature", None)
-    samples = _as_audio(audio)
-    prepare_for_inference(model)  # self-attention's q/k/v in one GEMM; a second call changes nothing
-    device = next(model.parameters()).device
-    n_frames = model.n_frames  # mel frames per window: 3000 (30 s) for every released model
-    input_stride = n_frames // model.config.n_audio_ctx  # mel frames per output position: 2
-    precision = input_stride * HOP_LENGTH / SAMPLE_RATE  # seconds per timestamp step: 0.02
-    # As openai-whisper: the log-mel of the audio followed by one window of silence, computed once; each
-    # window then holds mel frames of the audio and, past its end, frames of exactly 0.0 (pad_or_trim).
-    mel = log_mel_spectrogram(samples, model.config.n_mels, padding=n_frames * HOP_LENGTH, device=device)
-    content_frames = mel.shape[-1] - n_frames
-    autocast = torch.autocast(
-        "cuda", dtype=torch.float16, enabled=device.type == "cuda" and decode_options.get("fp16", True)
-    )
-
-    def encode(start: int, size: int) -> torch.Tensor:
-        with torch.inference_mode(), autocast:
-            return model.embed_audio(pad_or_trim(mel[:, start : start + size], n_frames)[None])
-
-    language = decode_options.get("language")
-    if not tokenizer.multilingual:
-        if language not in (None, "en"):
-            raise ConfigError(f"this is an English-only model; it cannot transcribe language {language!r}")
-        language = "en"
-    first_memory = None
-    if language is None:
-        first_memory = encode(0, min(n_frames, content_frames))
-        with autocast:
-            language, _ = detect_language(model, first_memory, tokenizer)
-        if verbose:
-            print(f"Detected language: {language}")
-    decode_options["language"] = language
-    temperatures = [temperature] if isinstance(temperature, (int, float)) else list(temperature)
-    fallback = _Fallback(
+    transcript = Transcript(
         model,
-        tokenizer,
-        temperatures,
-        decode_options,
-        compression_ratio_threshold,
-        logprob_threshold,
-        no_speech_threshold,
+        audio,
+        tokenizer=tokenizer,
+        verbose=verbose,
+        temperature=temperature,
+        compression_ratio_threshold=compression_ratio_threshold,
+        logprob_threshold=logprob_threshold,
+        no_speech_threshold=no_speech_threshold,
+        condition_on_previous_text=condition_on_previous_text,
+        initial_prompt=initial_prompt,
+        word_timestamps=word_timestamps,
+        prepend_punctuations=prepend_punctuations,
+        append_punctuations=append_punctuations,
+        bar=verbose is False,
+        **decode_options,
     )
-
-    all_tokens: list[int] = []
-    prompt_reset_since = 0
-    initial_prompt_tokens = tokenizer.encode(" " + initial_prompt.strip()) if initial_prompt else []
-    all_tokens.extend(initial_prompt_tokens)
-    all_segments: list[dict] = []
-    seek = 0
-    from tqdm import tqdm
-
-    with tqdm(total=content_frames, unit="frames", disable=verbose is not False) as bar:
-        while seek < content_frames:
-            recheck_threads()  # other work may have come or gone since the last window
-            previous_seek = seek
-            time_offset = seek * HOP_LENGTH / SAMPLE_RATE
-            segment_size = min(n_frames, content_frames - seek)
-            memory = first_memory if first_memory is not None and seek == 0 else encode(seek, segment_size)
-            with autocast:
-                result = fallback(memory, all_tokens[prompt_reset_since:])
-
-            if (
-                no_speech_threshold is not None
-                and result.no_speech_prob > no_speech_threshold
-                and not (logprob_threshold is not None and result.avg_logprob > logprob_threshold)
-            ):
-                seek += segment_size  # silence: skip the whole window
-                bar.update(min(content_frames, seek) - previous_seek)
-                continue
-
-            pieces, last_timestamp = _segments(
-                result.tokens, tokenizer, time_offset, segment_size * HOP_LENGTH / SAMPLE_RATE, precision
-            )
-            # Seek back to the last complete timestamp (never standing still) so no word is cut in half.
-            seek += segment_size if not last_timestamp else last_timestamp * input_stride
-            current = []
-            for start, end, tokens in pieces:
-                text = tokenizer.decode([t for t in tokens if t < tokenizer.eot])
-                if start == end or not text.strip():
-                    text, tokens = "", []
-                current.append(
-                    {
-                        "id": len(all_segments) + len(current),
-                        "seek": previous_seek,
-                        "start": start,
-                        "end": end,
-                        "text": text,
-                        "tokens": tokens,
-                        "temperature": result.temperature,
-                        "avg_logprob": result.avg_logprob,
-                        "compression_ratio": result.compression_ratio,
-                        "no_speech_prob": result.no_speech_prob,
-                    }
-                )
-            if verbose:
-                for s in current:
-                    print(
-                        f"[{format_timestamp(s['start'])} --> {format_timestamp(s['end'])}] {s['text']}",
-                        flush=True,
-                    )
-            all_segments.extend(current)
-            all_tokens.extend(t for s in current for t in s["tokens"])
-            if not condition_on_previous_text or result.temperature > 0.5:
-                prompt_reset_since = len(all_tokens)  # a shaky window should not steer the next one
-            bar.update(min(content_frames, seek) - previous_seek)
-
-    return {
-        "text": tokenizer.decode(all_tokens[len(initial_prompt_tokens) :]),
-        "language": language,
-        "segments": all_segments,
-    }
+    while not transcript.done:
+        recheck_threads()  # other work may have come or gone since the last window
+        memory = transcript.next_memory()
+        with transcript.autocast:
+            result = transcript.fallback(memory, transcript.prompt)
+        transcript.accept(result, memory)
+    return transcript.result()
