@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from shared.errors import InputError
+from audio.precision import COMPUTE_TYPES
+from shared.errors import ConfigError, InputError
 from zoo.cli_threads import HELP as THREADS_HELP
 from zoo.cli_threads import start_threads
 
@@ -35,13 +36,105 @@ def _temperatures(start: float, increment: float | None) -> tuple[float, ...]:
     return tuple(round(start + i * increment, 6) for i in range(max(steps, 1)))
 
 
+def _words_and_vad(args) -> dict:
+    """transcribe() options for word timestamps and the VAD filter; layout flags need word timestamps."""
+    if not args.word_timestamps:
+        for flag in ("highlight_words", "max_line_width", "max_line_count", "max_words_per_line"):
+            if getattr(args, flag):
+                raise ConfigError(f"--{flag} requires --word_timestamps True")
+    vad = dict(
+        threshold=args.vad_threshold,
+        min_speech_duration_ms=args.vad_min_speech_duration_ms,
+        max_speech_duration_s=args.vad_max_speech_duration_s,
+        min_silence_duration_ms=args.vad_min_silence_duration_ms,
+        speech_pad_ms=args.vad_speech_pad_ms,
+    )
+    return dict(
+        word_timestamps=args.word_timestamps,
+        prepend_punctuations=args.prepend_punctuations,
+        append_punctuations=args.append_punctuations,
+        vad_filter=args.vad_filter,
+        vad_parameters=vad,
+    )
+
+
+def add_word_and_vad_flags(p) -> None:
+    """openai-whisper's word-timestamp flags; faster-whisper's VAD filter (whisper-ctranslate2's flag names)."""
+    from audio.vad import VadOptions
+    from audio.word_timestamps import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS
+
+    p.add_argument(
+        "--word_timestamps", type=str2bool, default=False, help="word-level timestamps (in json, srt and vtt)"
+    )
+    p.add_argument("--prepend_punctuations", default=PREPEND_PUNCTUATIONS, help="marks merged with the next word")
+    p.add_argument("--append_punctuations", default=APPEND_PUNCTUATIONS, help="marks merged with the previous word")
+    p.add_argument(
+        "--highlight_words", type=str2bool, default=False, help="underline each word as it is spoken (srt, vtt)"
+    )
+    p.add_argument("--max_line_width", type=optional_int, default=None, help="characters in a subtitle line")
+    p.add_argument("--max_line_count", type=optional_int, default=None, help="lines in a subtitle")
+    p.add_argument(
+        "--max_words_per_line", type=optional_int, default=None, help="words in a subtitle (without a width)"
+    )
+    defaults = VadOptions()
+    p.add_argument("--vad_filter", type=str2bool, default=False, help="transcribe only the speech Silero VAD finds")
+    p.add_argument("--vad_threshold", type=float, default=defaults.threshold, help="speech probability")
+    p.add_argument(
+        "--vad_min_speech_duration_ms",
+        type=int,
+        default=defaults.min_speech_duration_ms,
+        help="shorter speech is dropped",
+    )
+    p.add_argument(
+        "--vad_max_speech_duration_s", type=float, default=defaults.max_speech_duration_s, help="longer speech is split"
+    )
+    p.add_argument(
+        "--vad_min_silence_duration_ms",
+        type=int,
+        default=defaults.min_silence_duration_ms,
+        help="pause that ends speech",
+    )
+    p.add_argument("--vad_speech_pad_ms", type=int, default=defaults.speech_pad_ms, help="kept on each side of speech")
+
+
+def _results(model, tokenizer, paths, batch_size: int, options: dict, transcribe):
+    """(path, result dict or the InputError that file raised) per file, in order; with batch_size > 1 the
+    readable files are transcribed together (audio.batched)."""
+    if batch_size <= 1:
+        for path in paths:
+            try:
+                yield path, transcribe(model, path, tokenizer=tokenizer, **options)
+            except InputError as err:
+                yield path, err
+        return
+    from audio.batched import transcribe_many
+    from audio.io import load_audio
+
+    loaded = {}
+    for path in paths:
+        try:
+            loaded[path] = load_audio(path)
+        except InputError as err:
+            loaded[path] = err
+    readable = [p for p in paths if not isinstance(loaded[p], InputError)]
+    results = transcribe_many(
+        model, [loaded[p] for p in readable], tokenizer=tokenizer, batch_size=batch_size, **options
+    )
+    loaded.update(zip(readable, results))
+    for path in paths:
+        yield path, loaded[path]
+
+
 def run(args) -> int:
+    from audio.precision import resolve_compute_type
     from audio.transcribe import transcribe
-    from audio.writers import write_result
+    from audio.writers import SubtitleOptions, write_result
     from zoo.transcribe import default_device, load_model
 
     device = args.device or default_device()
-    model, tokenizer = load_model(args.model, args.model_dir, device)
+    compute_type = "float32" if args.compute_type == "default" and not args.fp16 else args.compute_type
+    precision = resolve_compute_type(compute_type, device)
+    model, tokenizer = load_model(args.model, args.model_dir, device, compute_type)
     start_threads("transcribe", args.threads)  # rechecked between 30 s windows
     language = args.language
     if not tokenizer.multilingual and language not in (None, "en"):
@@ -65,17 +158,21 @@ def run(args) -> int:
         patience=args.patience,
         length_penalty=args.length_penalty,
         suppress_tokens=args.suppress_tokens,
-        fp16=args.fp16,
+        fp16=precision == "float16",
+        **_words_and_vad(args),
+    )
+    subtitles = SubtitleOptions(
+        args.max_line_width, args.max_line_count, args.highlight_words, args.max_words_per_line
     )
     failed = 0
-    for audio_path in args.audio:
-        try:
-            result = transcribe(model, audio_path, tokenizer=tokenizer, **options)
-        except InputError as err:  # a bad file: say so and go on with the others
-            print(f"zoo transcribe: error: {err}", file=sys.stderr)
+    for audio_path, result in _results(model, tokenizer, args.audio, args.batch_size, options, transcribe):
+        if isinstance(result, InputError):  # a bad file: say so and go on with the others
+            print(f"zoo transcribe: error: {result}", file=sys.stderr)
             failed += 1
             continue
-        for path in write_result(result, audio_path, args.output_dir, args.output_format):
+        for path in write_result(
+            result, audio_path, args.output_dir, args.output_format, subtitles
+        ):
             if args.verbose is not False:
                 print(f"wrote {path}", file=sys.stderr)
     if failed:
@@ -158,6 +255,19 @@ def add_parser(subparsers) -> None:
         type=optional_float,
         default=0.6,
         help="treat a failed window as silence when its no-speech probability is above this",
+    )
+    add_word_and_vad_flags(p)
+    p.add_argument(
+        "--compute_type",
+        default="default",
+        choices=COMPUTE_TYPES,
+        help="faster-whisper's: int8 weights on the CPU; default is float16 on CUDA, float32 on the CPU",
+    )
+    p.add_argument(
+        "--batch_size",
+        type=int,
+        default=1,
+        help="files whose 30 s windows are encoded and decoded together; each gets the text it gets alone",
     )
     p.add_argument("--threads", type=optional_int, default=0, help=THREADS_HELP)
     p.set_defaults(func=run)
