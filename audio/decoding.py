@@ -7,6 +7,7 @@ probability beats every text token, and the first one is at most `max_initial_ti
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -357,3 +358,65 @@ def decode(
 ) -> DecodingResult:
     """Encode one window's log-mel (n_mels, n_frames) and decode it."""
     return decode_features(model, model.embed_audio(mel), tokenizer, options)
+
+
+def _greedy(options: DecodingOptions) -> bool:
+    return options.temperature == 0 and (options.beam_size is None or options.beam_size <= 1)
+
+
+@torch.inference_mode()
+def decode_batch(model, memory: torch.Tensor, tokenizer, options: list[DecodingOptions]) -> list[DecodingResult]:
+    """Decode B windows at once: memory (B, n_audio_ctx, D), one DecodingOptions per window (their prompts
+    differ; the language must be set). Each window gets the result decode_features() gives it alone.
+
+    Greedy windows whose initial tokens are equally long decode as one batch (no padding, so no row sees
+    another's positions; a row that reaches end-of-text is carried along, its tokens ignored); beam search
+    and sampling decode window by window.
+    """
+    if memory.dim() != 3 or memory.shape[0] != len(options):
+        raise InputError(f"decode_batch needs one DecodingOptions per window, got {len(options)} for "
+                         f"memory of shape {tuple(memory.shape)}")
+    n_ctx = model.config.n_text_ctx
+    results: list[DecodingResult | None] = [None] * len(options)
+    groups: dict[tuple[int, str], list[tuple[int, list[int]]]] = {}
+    for i, opts in enumerate(options):
+        check_options(opts)
+        if opts.language is None and tokenizer.multilingual:
+            raise InputError("decode_batch needs each window's language; detect it first")
+        if not _greedy(opts):
+            results[i] = decode_features(model, memory[i : i + 1], tokenizer, opts)
+            continue
+        initial = initial_tokens(tokenizer, opts, n_ctx, opts.language or "en")
+        rules = dataclasses.replace(opts, prompt=None, prefix=None, language=None)  # what the processors read
+        groups.setdefault((len(initial), repr(rules)), []).append((i, initial))
+    for (sample_begin, _), rows in groups.items():
+        index = [i for i, _ in rows]
+        first = options[index[0]]
+        sot_index = rows[0][1].index(tokenizer.sot)
+        max_new = min(first.sample_len or n_ctx // 2, n_ctx - sample_begin)
+        if max_new <= 0:
+            raise InputError(f"the prompt of {sample_begin} tokens leaves no room in the {n_ctx}-token context")
+        prompt = torch.tensor([initial for _, initial in rows], dtype=torch.long, device=memory.device)  # (N, T0)
+        stepper = _WindowDecoder(model, sot_index)
+        cache = model.init_cache(len(rows), sample_begin + max_new, memory=memory[index])
+        out = generate(stepper, prompt, max_new, cache=cache, selector=Greedy(),
+                       processors=processors_for(tokenizer, first, sample_begin), stop_tokens=[tokenizer.eot],
+                       pad_token_id=tokenizer.eot)
+        sum_logprobs = out.sum_logprobs.tolist()
+        for row, (i, _) in enumerate(rows):
+            tokens = out.tokens[row, sample_begin:].tolist()
+            tokens = tokens[: tokens.index(tokenizer.eot)] if tokenizer.eot in tokens else tokens
+            no_speech_prob = float("nan")
+            if tokenizer.no_speech is not None:
+                no_speech_prob = stepper.sot_logits[row].float().softmax(dim=-1)[tokenizer.no_speech].item()
+            text = tokenizer.decode(tokens).strip()
+            results[i] = DecodingResult(
+                tokens=tokens,
+                text=text,
+                language=options[i].language or "en",
+                avg_logprob=sum_logprobs[row] / (len(tokens) + 1),
+                no_speech_prob=no_speech_prob,
+                temperature=0.0,
+                compression_ratio=compression_ratio(text),
+            )
+    return results

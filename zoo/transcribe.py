@@ -33,7 +33,8 @@ def resolve_weights(model: str, model_dir: str | os.PathLike | None = None) -> t
 
 
 @functools.lru_cache(maxsize=2)
-def _load(path: str, device: str, expected_config):
+def _load(path: str, device: str, expected_config, precision: str):
+    from audio.precision import apply_compute_type
     from audio.weights import load_tokenizer, load_whisper
 
     model = load_whisper(path, device=device)
@@ -42,13 +43,26 @@ def _load(path: str, device: str, expected_config):
             f"{path}: these weights are a different Whisper size than the model asked for; "
             "pass the matching --model name or leave it out"
         )
-    return model, load_tokenizer(path, multilingual=model.is_multilingual)
+    return apply_compute_type(model, precision), load_tokenizer(path, multilingual=model.is_multilingual)
 
 
-def load_model(model: str = "tiny.en", model_dir: str | os.PathLike | None = None, device: str | None = None):
-    """(Whisper model in eval mode, its WhisperTokenizer), loaded once per process and device."""
+def load_model(
+    model: str = "tiny.en",
+    model_dir: str | os.PathLike | None = None,
+    device: str | None = None,
+    compute_type: str = "default",
+):
+    """(Whisper model in eval mode, its WhisperTokenizer), loaded once per process, device and compute type.
+
+    compute_type: faster-whisper's names (default, float32, int8, int8_float32; float16 on CUDA), see
+    audio.precision.
+    """
+    from audio.precision import resolve_compute_type
+
+    device = device or default_device()
+    precision = resolve_compute_type(compute_type, device)  # before any loading: a bad name fails fast
     path, entry = resolve_weights(model, model_dir)
-    return _load(str(path.resolve()), device or default_device(), entry.config if entry is not None else None)
+    return _load(str(path.resolve()), device, entry.config if entry is not None else None, precision)
 
 
 def transcribe(
@@ -57,15 +71,26 @@ def transcribe(
     *,
     model_dir: str | os.PathLike | None = None,
     device: str | None = None,
+    compute_type: str = "default",
+    batch_size: int | None = None,
     **options,
-) -> dict:
-    """Transcribe a file path or a 1-D float array of 16 kHz samples.
+) -> dict | list[dict]:
+    """Transcribe a file path or a 1-D float array of 16 kHz samples; or a list of them, giving a list of
+    results.
 
     `model` is a registered name or alias (tiny.en, base, openai/whisper-small, ...) or a path to weights;
-    options are those of audio.transcribe.transcribe (temperature, beam_size, language, initial_prompt, ...).
-    Returns {"text", "language", "segments": [...]}.
+    compute_type is faster-whisper's (default, float32, int8, int8_float32; float16 on CUDA); batch_size
+    encodes and decodes the windows of that many files together (a list only), each file getting the text it
+    gets alone. Options are those of audio.transcribe.transcribe (temperature, beam_size, language,
+    initial_prompt, ...). Returns {"text", "language", "segments": [...]} per input.
     """
+    from audio.batched import transcribe_many
+    from audio.precision import resolve_compute_type
     from audio.transcribe import transcribe as run
 
-    whisper, tokenizer = load_model(model, model_dir, device)
+    whisper, tokenizer = load_model(model, model_dir, device, compute_type)
+    if next(whisper.parameters()).device.type == "cuda":  # the compute type decides, not the fp16 default
+        options["fp16"] = resolve_compute_type(compute_type, "cuda") == "float16"
+    if isinstance(audio, (list, tuple)):
+        return transcribe_many(whisper, list(audio), tokenizer=tokenizer, batch_size=batch_size or 1, **options)
     return run(whisper, audio, tokenizer=tokenizer, **options)

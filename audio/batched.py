@@ -1,0 +1,116 @@
+"""Many files at once: the windows of up to `batch_size` files are encoded in one encoder forward and decoded
+as one batch, each file still getting the transcript it gets alone.
+
+Each file keeps its own Transcript (audio/transcribe.py): its seek point, prompt, segments and word timings.
+A step takes the next window of every active file, encodes them together, decodes them together at the
+first temperature (audio.decoding.decode_batch), re-decodes alone only the windows that fail the fallback
+thresholds, and hands each result back to its file. A file that is done leaves the batch and the next one
+takes its place.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from audio.decoding import decode_batch
+from audio.transcribe import Transcript, format_timestamp
+from audio.vad import SpeechTimeline, speech_chunks, vad_options
+from shared.errors import InputError
+from shared.threads import recheck_threads
+
+
+def _speech_only(audio, parameters) -> tuple[np.ndarray | None, SpeechTimeline | None]:
+    """The speech Silero VAD finds in `audio`, end to end, and its time line (None, None: no speech)."""
+    from audio.io import load_audio
+
+    samples = load_audio(audio) if isinstance(audio, (str, os.PathLike)) else audio
+    samples = samples.cpu().numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples)
+    if samples.ndim != 1:
+        return samples, None  # Transcript says what is wrong with it
+    chunks = speech_chunks(samples, vad_options(parameters))
+    if not chunks:
+        return None, None
+    return np.concatenate([samples[c["start"] : c["end"]] for c in chunks]), SpeechTimeline(chunks)
+
+
+def transcribe_many(
+    model,
+    audios: Sequence,
+    *,
+    tokenizer,
+    batch_size: int = 8,
+    vad_filter: bool = False,
+    vad_parameters: dict | None = None,
+    **options,
+) -> list[dict]:
+    """Transcribe several files or sample arrays, `batch_size` of them at a time; one result dict per input,
+    in order, each as transcribe() returns it for that input alone.
+
+    Options are audio.transcribe.transcribe's (temperature, beam_size, word_timestamps, vad_filter, ...).
+    verbose=True prints each file's segments when the file is done, False shows a progress bar of files.
+    """
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    verbose = options.pop("verbose", None)
+    results: list[dict | None] = [None] * len(audios)
+    timelines: dict[int, SpeechTimeline] = {}
+    waiting = deque(range(len(audios)))
+    active: list[tuple[int, Transcript]] = []
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(audios), unit="files", disable=verbose is not False)
+    while waiting or active:
+        while waiting and len(active) < batch_size:  # files join as others finish
+            i = waiting.popleft()
+            audio = audios[i]
+            if vad_filter:
+                audio, timeline = _speech_only(audio, vad_parameters)
+                if audio is None:
+                    results[i] = {"text": "", "language": options.get("language") or "en", "segments": []}
+                    bar.update()
+                    continue
+                if timeline is not None:
+                    timelines[i] = timeline
+            transcript = Transcript(model, audio, tokenizer=tokenizer, **options)  # silent: files interleave
+            if transcript.done:
+                results[i] = transcript.result()
+                bar.update()
+            else:
+                active.append((i, transcript))
+        if not active:
+            continue
+        recheck_threads()  # other work may have come or gone since the last batch
+        _step([t for _, t in active])
+        for i, transcript in [(i, t) for i, t in active if t.done]:
+            results[i] = transcript.result()
+            for segment in results[i]["segments"]:
+                if i in timelines:
+                    timelines[i].restore(segment)
+                if verbose:  # a file's segments together, once it is done
+                    print(f"[{format_timestamp(segment['start'])} --> {format_timestamp(segment['end'])}] "
+                          f"{segment['text']}", flush=True)
+            bar.update()
+        active = [(i, t) for i, t in active if not t.done]
+    bar.close()
+    return results
+
+
+def _step(transcripts: list[Transcript]) -> None:
+    """Encode and decode the next window of every transcript together, then let each take its result."""
+    first = transcripts[0]
+    reuse = [t.first_memory is not None and t.seek == 0 for t in transcripts]
+    mels = [t.window() for t in transcripts]  # (n_mels, n_frames) each
+    fresh = [mel for mel, r in zip(mels, reuse) if not r]
+    encoded = iter(first.encode(torch.stack(fresh)).split(1) if fresh else [])  # (1, S, D) each
+    memories = [t.first_memory if r else next(encoded) for t, r in zip(transcripts, reuse)]
+    options = [t.fallback.options_at(t.fallback.temperatures[0], t.prompt) for t in transcripts]
+    with first.autocast:
+        decoded = decode_batch(first.model, torch.cat(memories), first.tokenizer, options)
+        for transcript, memory, result in zip(transcripts, memories, decoded):
+            result = transcript.fallback(memory, transcript.prompt, first=result)  # alone, only if it failed
+            transcript.accept(result, memory)
