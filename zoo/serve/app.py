@@ -60,9 +60,9 @@ class ServerState:
             self.served = served
             self.ready.set()
             print(f"zoo serve: ready, serving {', '.join(served)}", file=sys.stderr, flush=True)
-        except (ZooError, OSError) as err:
-            self.failure = str(err)
-            print(f"zoo serve: error: {err}", file=sys.stderr, flush=True)
+        except Exception as err:  # the server cannot serve without its models: say why in one line and exit
+            self.failure = str(err) if isinstance(err, ZooError) else f"{type(err).__name__}: {err}"
+            print(f"zoo serve: error: {self.failure}", file=sys.stderr, flush=True)
             os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's own graceful exit
 
     def require_ready(self) -> None:

@@ -51,7 +51,8 @@ def _registry_models(wanted: list[str] | None) -> list[Served]:
         entry = registry.get_entry(name)
         aliases = {a for a, target in ALIASES.items() if target == name} | {name}
         if entry.family == "whisper":
-            served.append(Served(_whisper_id(entry), "transcription", load_model(name), aliases))
+            load_model(name)  # zoo.transcribe keeps it loaded for the requests
+            served.append(Served(_whisper_id(entry), "transcription", name, aliases))
         elif entry.task == "sentence-embedding":
             served.append(Served(name, "embedding", load_encoder(name), aliases))
     return served
@@ -105,14 +106,11 @@ def load_models(config: ServeConfig) -> dict[str, Served]:
 # ---- the work itself, on the compute thread -------------------------------------------------------------
 
 def run_transcriptions(payloads: list[tuple[Served, object, dict]]) -> list[dict]:
-    """(model, 16 kHz samples, transcribe options) -> openai-whisper's result dicts."""
-    from audio.transcribe import transcribe
+    """(model, 16 kHz samples, transcribe options) -> openai-whisper's result dicts, from zoo.transcribe
+    itself, so a served transcript is the library's."""
+    from zoo.transcribe import transcribe
 
-    results = []
-    for served, samples, options in payloads:
-        whisper, tokenizer = served.handle
-        results.append(transcribe(whisper, samples, tokenizer=tokenizer, **options))
-    return results
+    return [transcribe(samples, model=served.handle, **options) for served, samples, options in payloads]
 
 
 def run_embeddings(payloads: list[tuple[Served, list[str]]]) -> list[tuple[object, list[int]]]:
