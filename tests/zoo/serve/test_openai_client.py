@@ -5,6 +5,7 @@ endpoints."""
 import base64
 import io
 import json
+import re
 
 import numpy as np
 import openai
@@ -139,4 +140,4 @@ def zoo_captioner():
 def test_health_is_ok_once_ready(server):
     answer = requests.get(server.url + "/health", timeout=10)
     assert answer.status_code == 200 and answer.json() == {"status": "ok"}
-    assert "zoo serve: 1 thread (OMP_NUM_THREADS=1)" in server.log.read_text().splitlines()[0]
+    assert re.match(r"zoo serve: \d+ threads? \(", server.log.read_text())  # its first line: the thread count
