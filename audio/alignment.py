@@ -190,6 +190,7 @@ def find_alignment(
     if not text_tokens:
         return []
     prompt = [*sot_sequence, tokenizer.no_timestamps]
+    memory = memory.to(model.decoder.embed.token.weight.dtype)  # autocast may have encoded in half precision
     tokens = torch.tensor([[*prompt, *text_tokens, tokenizer.eot]], device=memory.device)  # (1, T)
     with torch.inference_mode():
         logits, weights = model.decoder.forward_with_weights(tokens, memory)  # (1, T, V), per layer

@@ -105,7 +105,10 @@ class SpeechTimeline:
     starting a segment where the last one ended, place them.
     """
 
-    def __init__(self, chunks: list[dict], n_samples: int, pad: float = 0.0, sample_rate: int = SAMPLE_RATE):
+    def __init__(self, chunks: list[dict], n_samples: int | None = None, pad: float = 0.0,
+                 sample_rate: int = SAMPLE_RATE):
+        """chunks: Silero's, in samples; n_samples: the original audio's length; pad: the VAD's speech_pad
+        in seconds (0: times are only moved, as faster-whisper does)."""
         self.sample_rate = sample_rate
         self.chunk_ends: list[int] = []  # where each chunk ends in the speech-only audio (samples)
         self.silence_before: list[float] = []  # seconds of audio cut before each chunk
@@ -117,7 +120,7 @@ class SpeechTimeline:
             self.chunk_ends.append(chunk["end"] - cut)
             self.silence_before.append(cut / sample_rate)
             start, end = (chunk["start"] - cut) / sample_rate, (chunk["end"] - cut) / sample_rate
-            next_start = chunks[i + 1]["start"] if i + 1 < len(chunks) else n_samples
+            next_start = chunks[i + 1]["start"] if i + 1 < len(chunks) else n_samples or chunk["end"]
             # Silero pads each side of a cut by the full pad; chunks it split closer than that touch.
             inner = min(pad, (end - start) / 2)
             cut_before = chunk["start"] - (chunks[i - 1]["end"] if i else 0) > 1
@@ -154,6 +157,25 @@ class SpeechTimeline:
         segment["start"], segment["end"] = self.original_time(start, first), self.original_time(end, last)
 
 
+def speech_only(audio, parameters: dict | VadOptions | None = None):
+    """(the speech of a file or 16 kHz samples put end to end, its SpeechTimeline); (None, None) without
+    speech. Anything that is not 1-D samples comes back unchanged, for transcribe() to reject."""
+    options = vad_options(parameters)
+    samples = audio
+    if isinstance(audio, (str, os.PathLike)):
+        from audio.io import load_audio
+
+        samples = load_audio(audio)
+    samples = samples.cpu().numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples)
+    if samples.ndim != 1 or samples.shape[0] == 0:
+        return audio, None
+    chunks = speech_chunks(samples, options)
+    if not chunks:
+        return None, None
+    speech = np.concatenate([samples[c["start"] : c["end"]] for c in chunks])
+    return speech, SpeechTimeline(chunks, len(samples), options.speech_pad_ms / 1000)
+
+
 def with_vad_filter(transcribe):
     """Give a transcribe(model, audio, **options) function the `vad_filter` and `vad_parameters` options."""
 
@@ -162,22 +184,11 @@ def with_vad_filter(transcribe):
             **options) -> dict:
         if not vad_filter:
             return transcribe(model, audio, **options)
-        options_ = vad_options(vad_parameters)
-        samples = audio
-        if isinstance(audio, (str, os.PathLike)):
-            from audio.io import load_audio
-
-            samples = load_audio(audio)
-        samples = samples.cpu().numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples)
-        if samples.ndim != 1:
-            return transcribe(model, samples, **options)  # transcribe() says what is wrong with it
-        chunks = speech_chunks(samples, options_)
-        if not chunks:
+        speech, timeline = speech_only(audio, vad_parameters)
+        if speech is None:
             return {"text": "", "language": options.get("language") or "en", "segments": []}
-        speech = np.concatenate([samples[c["start"] : c["end"]] for c in chunks])
         result = transcribe(model, speech, **options)
-        timeline = SpeechTimeline(chunks, len(samples), options_.speech_pad_ms / 1000)
-        for segment in result["segments"]:
+        for segment in result["segments"] if timeline is not None else []:
             timeline.restore(segment)
         return result
 
