@@ -113,6 +113,12 @@ def build_app(config: ServeConfig) -> FastAPI:
             return {"status": "ok"}
         return JSONResponse({"status": "failed" if state.failure else "loading"}, 503)
 
+    @app.get("/stats")
+    async def stats():
+        """What each family's queue holds, has run and has dropped (cancelled by clients that left)."""
+        state.require_ready()
+        return {"lanes": state.scheduler.stats()}
+
     @app.get("/v1/models")
     async def list_served():
         state.require_ready()

@@ -48,6 +48,8 @@ class Lane:
     cost: Callable[[object], int] = lambda payload: 1
     queue: deque = field(default_factory=deque)
     recent: deque = field(default_factory=lambda: deque(maxlen=20))  # seconds per job, latest last
+    done: int = 0      # jobs run
+    dropped: int = 0   # jobs cancelled while queued, never run
 
     def mean_seconds(self) -> float:
         return sum(self.recent) / len(self.recent) if self.recent else 1.0
@@ -59,6 +61,7 @@ class Lane:
             payload, future = self.queue[0]
             if future.cancelled():
                 self.queue.popleft()
+                self.dropped += 1
                 continue
             if jobs and cost + self.cost(payload) > self.batch:
                 break
@@ -66,6 +69,8 @@ class Lane:
             if future.set_running_or_notify_cancel():
                 jobs.append((payload, future))
                 cost += self.cost(payload)
+            else:
+                self.dropped += 1
         return jobs
 
 
@@ -106,6 +111,14 @@ class Scheduler:
     def depth(self, lane_name: str) -> int:
         with self._wake:
             return sum(1 for _, f in self.lanes[lane_name].queue if not f.cancelled())
+
+    def stats(self) -> dict:
+        """Per lane: jobs queued now, run so far, dropped unrun, and the recent mean seconds per job."""
+        with self._wake:
+            return {lane.name: {"queued": sum(1 for _, f in lane.queue if not f.cancelled()), "done": lane.done,
+                                "dropped": lane.dropped + sum(1 for _, f in lane.queue if f.cancelled()),
+                                "mean_seconds": round(lane.mean_seconds(), 4) if lane.recent else None}
+                    for lane in self.lanes.values()}
 
     def stop(self, timeout: float | None = None) -> None:
         """Take no new work, finish every queued job, then end the thread."""
@@ -150,4 +163,6 @@ class Scheduler:
         else:
             for (_, future), result in zip(jobs, results):
                 future.set_result(result)
-        lane.recent.append((time.perf_counter() - start) / len(jobs))
+        with self._wake:
+            lane.recent.append((time.perf_counter() - start) / len(jobs))
+            lane.done += len(jobs)

@@ -68,6 +68,8 @@ def test_cancelled_jobs_are_dropped_unrun_and_free_their_place():
     release.set()
     assert (second.result(10), third.result(10)) == ("kept", "room again")
     assert first.cancelled() and ran == ["kept", "room again"]
+    stats = scheduler.stats()["work"]
+    assert (stats["queued"], stats["done"], stats["dropped"]) == (0, 2, 1)
     scheduler.stop(10)
 
 
