@@ -39,7 +39,8 @@ def transcript(result: dict, response_format: str, duration: float, with_words: 
     body = {"task": "transcribe", "language": result["language"], "duration": round(duration, 3),
             "text": text, "segments": segments}
     if with_words:
-        body["words"] = [word for segment in result["segments"] for word in segment.get("words", [])]
+        body["words"] = [{"word": w["word"], "start": w["start"], "end": w["end"]}
+                         for segment in result["segments"] for w in segment.get("words", [])]
     return body
 
 

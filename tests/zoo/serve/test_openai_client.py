@@ -56,6 +56,14 @@ def test_transcripts_equal_zoo_transcribe_in_every_format(client, expected):
     assert vtt.startswith("WEBVTT\n\n00:00.000 --> ") and first["text"].strip() in vtt
 
 
+def test_word_timestamps_are_zoo_transcribes(client):
+    expected = zoo.transcribe(str(AUDIO / "numbers.wav"), word_timestamps=True)
+    verbose = transcribe(client, "verbose_json", timestamp_granularities=["word", "segment"])
+    words = [(w["word"], w["start"], w["end"]) for s in expected["segments"] for w in s["words"]]
+    assert [(w.word, w.start, w.end) for w in verbose.words] == words and len(words) >= 5
+    assert verbose.text == expected["text"].strip()
+
+
 def test_embeddings_equal_zoo_embed_in_both_encodings(client):
     sentences = ["A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby."]
     reference = zoo.embed(sentences).numpy()
