@@ -28,8 +28,11 @@ def run_serve(args) -> int:
     for flag, folder in (("--generator", args.generator), ("--classifier", args.classifier),
                          ("--captioner", args.captioner)):
         _check_folder(flag, folder)
-    if args.max_upload_mb <= 0 or args.queue_size < 1 or args.max_tokens < 1 or args.max_embedding_inputs < 1:
-        raise ConfigError("--max-upload-mb, --queue-size, --max-tokens and --max-embedding-inputs must be positive")
+    limits = (args.max_upload_mb, args.max_audio_seconds, args.max_tokens, args.max_embedding_inputs,
+              args.queue_size, args.embedding_queue_size, args.embedding_batch)
+    if min(limits) <= 0:
+        raise ConfigError("--max-upload-mb, --max-audio-seconds, --max-tokens, --max-embedding-inputs, "
+                          "--queue-size, --embedding-queue-size and --embedding-batch must be positive")
     choice = choose_threads(args.threads)  # set once, on the compute thread; never revised while serving
     cli_threads.say_threads("serve", choice)
     config = ServeConfig(
@@ -37,7 +40,8 @@ def run_serve(args) -> int:
         generator=args.generator, classifier=args.classifier, captioner=args.captioner, api_key=args.api_key,
         threads=choice.count, device=args.device, max_upload_mb=args.max_upload_mb,
         max_audio_seconds=args.max_audio_seconds, max_embedding_inputs=args.max_embedding_inputs,
-        max_tokens=args.max_tokens, queue_size=args.queue_size, embedding_batch=args.embedding_batch)
+        max_tokens=args.max_tokens, queue_size=args.queue_size, embedding_queue_size=args.embedding_queue_size,
+        embedding_batch=args.embedding_batch)
     app = build_app(config)
     print(f"zoo serve: loading models; http://{args.host}:{args.port}/ (GET /health answers 200 when ready)",
           file=sys.stderr, flush=True)
@@ -68,7 +72,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-embedding-inputs", type=int, default=2048, help="most inputs per embedding request")
     p.add_argument("--max-tokens", type=int, default=512, help="largest max_tokens of a completion")
     p.add_argument("--queue-size", type=int, default=32,
-                   help="requests waiting per model family before 429 Too Many Requests")
+                   help="requests waiting per model family before 429 Too Many Requests (default 32)")
+    p.add_argument("--embedding-queue-size", type=int, default=1024,
+                   help="embedding requests waiting before 429 (short and batched, so a burst may queue)")
     p.add_argument("--embedding-batch", type=int, default=64,
                    help="most sentences of queued embedding requests run in one pass")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")

@@ -50,7 +50,7 @@ class ServerState:
                 models.warm(served)
             c = self.config
             lanes = [Lane("transcription", models.run_transcriptions, c.queue_size),
-                     Lane("embedding", models.run_embeddings, c.queue_size, batch=c.embedding_batch,
+                     Lane("embedding", models.run_embeddings, c.embedding_queue_size, batch=c.embedding_batch,
                           cost=lambda payload: len(payload[1])),
                      Lane("completion", models.run_completions, c.queue_size),
                      Lane("caption", models.run_captions, c.queue_size),

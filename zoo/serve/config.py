@@ -26,6 +26,7 @@ class ServeConfig:
     max_embedding_inputs: int = 2048     # OpenAI's own limit per request
     max_tokens: int = 512
     queue_size: int = 32                 # jobs waiting per family before a 429
+    embedding_queue_size: int = 1024     # embedding requests are short and batched: a burst may wait
     embedding_batch: int = 64            # sentences the compute thread embeds in one pass
     warm: bool = True                    # run each model once before /health says ready
 
