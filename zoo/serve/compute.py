@@ -48,6 +48,7 @@ class Lane:
     cost: Callable[[object], int] = lambda payload: 1
     queue: deque = field(default_factory=deque)
     recent: deque = field(default_factory=lambda: deque(maxlen=20))  # seconds per job, latest last
+    running: int = 0   # jobs on the compute thread now
     done: int = 0      # jobs run
     dropped: int = 0   # jobs cancelled while queued, never run
 
@@ -113,9 +114,10 @@ class Scheduler:
             return sum(1 for _, f in self.lanes[lane_name].queue if not f.cancelled())
 
     def stats(self) -> dict:
-        """Per lane: jobs queued now, run so far, dropped unrun, and the recent mean seconds per job."""
+        """Per lane: jobs queued now, running now, run so far, dropped unrun, and the recent mean seconds per job."""
         with self._wake:
-            return {lane.name: {"queued": sum(1 for _, f in lane.queue if not f.cancelled()), "done": lane.done,
+            return {lane.name: {"queued": sum(1 for _, f in lane.queue if not f.cancelled()),
+                                "running": lane.running, "done": lane.done,
                                 "dropped": lane.dropped + sum(1 for _, f in lane.queue if f.cancelled()),
                                 "mean_seconds": round(lane.mean_seconds(), 4) if lane.recent else None}
                     for lane in self.lanes.values()}
@@ -154,6 +156,8 @@ class Scheduler:
             self._run(*picked)
 
     def _run(self, lane: Lane, jobs: list[tuple[object, Future]]) -> None:
+        with self._wake:
+            lane.running = len(jobs)
         start = time.perf_counter()
         try:
             results = lane.run([payload for payload, _ in jobs])
@@ -166,3 +170,4 @@ class Scheduler:
         with self._wake:
             lane.recent.append((time.perf_counter() - start) / len(jobs))
             lane.done += len(jobs)
+            lane.running = 0

@@ -34,6 +34,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until(condition, timeout: float = 120, what: str = "the server") -> None:
+    """Poll `condition()` until it holds; a bounded wait, so a server that never gets there fails the test."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not get there in {timeout} s")
+        time.sleep(0.05)
+
+
+def lane(server, name: str) -> dict:
+    """The /stats of one family's queue: queued, running, done, dropped."""
+    return requests.get(server.url + "/stats", timeout=30).json()["lanes"][name]
+
+
 class Server:
     """A `zoo serve` subprocess: its base URL, its process, and what it wrote to stderr."""
 

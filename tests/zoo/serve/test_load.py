@@ -12,7 +12,7 @@ import pytest
 import requests
 
 import zoo
-from tests.zoo.serve.conftest import AUDIO, running
+from tests.zoo.serve.conftest import AUDIO, lane, running, wait_until
 
 CLIP = (AUDIO / "numbers.wav").read_bytes()
 
@@ -27,7 +27,7 @@ def test_concurrent_embeddings_are_batched_to_the_vectors_of_one_at_a_time(serve
     sentences = [f"Request number {i} asks about {'cats' if i % 2 else 'the weather'} today." for i in range(60)]
     alone = [requests.post(server.url + "/v1/embeddings", json={"model": "minilm_l6", "input": s},
                            timeout=60).json()["data"][0]["embedding"] for s in sentences[:6]]
-    before = requests.get(server.url + "/stats", timeout=10).json()["lanes"]["embedding"]["done"]
+    before = lane(server, "embedding")["done"]
     with ThreadPoolExecutor(60) as pool:
         futures = [pool.submit(requests.post, server.url + "/v1/embeddings",
                                json={"model": "minilm_l6", "input": s}, timeout=120) for s in sentences]
@@ -37,7 +37,7 @@ def test_concurrent_embeddings_are_batched_to_the_vectors_of_one_at_a_time(serve
     vectors = np.array([a.json()["data"][0]["embedding"] for a in answers])
     np.testing.assert_allclose(vectors[:6], np.array(alone), atol=1e-5)
     np.testing.assert_allclose(vectors, zoo.embed(sentences).numpy(), atol=1e-5)
-    stats = requests.get(server.url + "/stats", timeout=10).json()["lanes"]["embedding"]
+    stats = lane(server, "embedding")
     assert stats["done"] - before == 60 and stats["queued"] == 0
 
 
@@ -45,8 +45,7 @@ def test_an_embedding_is_served_between_queued_transcriptions(server):
     expected = zoo.transcribe(str(AUDIO / "numbers.wav"))["text"].strip()
     with ThreadPoolExecutor(6) as pool:
         jobs = [pool.submit(transcribe, server.url) for _ in range(5)]
-        while requests.get(server.url + "/stats", timeout=10).json()["lanes"]["transcription"]["queued"] < 3:
-            time.sleep(0.05)  # until the transcriptions wait in the queue
+        wait_until(lambda: lane(server, "transcription")["queued"] >= 3, what="the transcription queue")
         embedding = requests.post(server.url + "/v1/embeddings", json={"model": "minilm_l6", "input": "now"},
                                   timeout=120)
         embedded_at = time.monotonic()
@@ -86,14 +85,12 @@ def test_a_full_queue_answers_429_with_retry_after(small_server):
 
 
 def test_clients_that_give_up_leave_no_work_behind(small_server):
-    stats = lambda: requests.get(small_server.url + "/stats", timeout=10).json()["lanes"]["transcription"]  # noqa: E731
-    before = stats()
+    before = lane(small_server, "transcription")
     with ThreadPoolExecutor(3) as pool:
         for answer in pool.map(lambda _: _give_up(small_server.url), range(3)):
             assert answer == "gave up"
-    while stats()["queued"]:
-        time.sleep(0.1)
-    after = stats()
+    wait_until(lambda: not lane(small_server, "transcription")["queued"], what="the queue")
+    after = lane(small_server, "transcription")
     # at most the one job already running when its client left was run; the queued ones were dropped
     assert after["done"] - before["done"] <= 1 and after["dropped"] - before["dropped"] >= 2
     assert transcribe(small_server.url, KEY)[0].status_code == 200
@@ -111,11 +108,9 @@ def test_sigterm_finishes_the_requests_in_flight(tmp_path):
     with running(["--models", "tiny.en"], tmp_path / "term.log") as server:
         with ThreadPoolExecutor(3) as pool:
             jobs = [pool.submit(transcribe, server.url) for _ in range(3)]
-            while True:
-                lane = requests.get(server.url + "/stats", timeout=10).json()["lanes"]["transcription"]
-                if lane["queued"] + lane["done"] >= 2:  # all three reached the server: one runs, two wait
-                    break
-                time.sleep(0.05)
+            # SIGTERM once all three have reached the server (one running, the others queued)
+            wait_until(lambda: sum(lane(server, "transcription")[k] for k in ("queued", "running", "done")) == 3,
+                       what="three transcriptions in flight")
             server.proc.send_signal(signal.SIGTERM)
             answers = [job.result()[0] for job in jobs]
         assert [a.status_code for a in answers] == [200] * 3
