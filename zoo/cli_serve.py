@@ -49,9 +49,9 @@ def run_serve(args) -> int:
     # the app's shutdown then drains the compute queue.
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                                            access_log=False, timeout_graceful_shutdown=None))
+    app.state.server.on_failure = lambda: setattr(server, "should_exit", True)
     server.run()
-    failure = app.state.server.failure
-    return 2 if failure else 0
+    return 2 if app.state.server.failure else 0  # the loader has said why, in one line
 
 
 def add_parser(subparsers) -> None:

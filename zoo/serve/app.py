@@ -37,6 +37,8 @@ class ServerState:
         self.scheduler: Scheduler | None = None
         self.ready = threading.Event()
         self.failure: str | None = None
+        # what ends the server when its models cannot load: whoever runs it may set a gentler way
+        self.on_failure = lambda: os.kill(os.getpid(), signal.SIGTERM)
 
     def load(self) -> None:
         """Load and warm every model, then start the compute thread (runs on the loader thread)."""
@@ -63,7 +65,7 @@ class ServerState:
         except Exception as err:  # the server cannot serve without its models: say why in one line and exit
             self.failure = str(err) if isinstance(err, ZooError) else f"{type(err).__name__}: {err}"
             print(f"zoo serve: error: {self.failure}", file=sys.stderr, flush=True)
-            os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's own graceful exit
+            self.on_failure()
 
     def require_ready(self) -> None:
         if not self.ready.is_set():

@@ -67,6 +67,25 @@ def _matches(wanted: str, name: str) -> bool:
         return False
 
 
+def _check_wanted(config: ServeConfig) -> None:
+    """Every --models entry must name something this machine can serve (before anything loads)."""
+    from zoo import registry
+
+    if config.models is None:
+        return
+    servable = [n for n in registry.list_models(pretrained=True)
+                if registry.get_entry(n).family == "whisper" or registry.get_entry(n).task == "sentence-embedding"]
+    folders = [Path(f).resolve().name for f in (config.generator, config.classifier, config.captioner) if f]
+    if SHIPPED_CAPTIONER.is_dir():
+        folders.append(SHIPPED_CAPTIONER.name)
+    unknown = [w for w in config.models if w not in folders and not any(_matches(w, n) for n in servable)]
+    if unknown:
+        names = ", ".join(_whisper_id(registry.get_entry(n)) if registry.get_entry(n).family == "whisper" else n
+                          for n in servable)
+        raise ConfigError(f"--models {', '.join(unknown)}: nothing by that name to serve here; with weights on "
+                          f"this machine: {', '.join(x for x in (names, *folders) if x)}")
+
+
 def _generator(folder: str, device: str | None):
     """(model, tokenizer) from an HF GPT-2 folder or a save_pretrained() folder of any text generator."""
     from zoo.cli_generate import load_generator
@@ -86,6 +105,7 @@ def load_models(config: ServeConfig) -> dict[str, Served]:
     from zoo.train.inference import load_classifier
 
     wanted = config.models
+    _check_wanted(config)
     served = _registry_models(wanted)
     shipped = SHIPPED_CAPTIONER if SHIPPED_CAPTIONER.is_dir() and config.captioner is None else None
     if shipped is not None and (wanted is None or shipped.name in wanted):

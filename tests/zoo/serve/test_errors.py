@@ -3,13 +3,15 @@ and the same process then still answers a valid request."""
 
 import io
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import requests
 from PIL import Image
 
-from tests.zoo.serve.conftest import AUDIO
+from tests.zoo.serve.conftest import AUDIO, ROOT, free_port
 
 
 def wav(samples: np.ndarray, rate: int = 16000) -> bytes:
@@ -101,3 +103,22 @@ def test_a_wav_header_with_random_pcm_is_noise_not_an_error(server):
     response = requests.post(server.url + "/v1/audio/transcriptions", timeout=120,
                              files={"file": ("noise.wav", wav(noise))}, data={"response_format": "verbose_json"})
     assert response.status_code == 200 and response.json()["duration"] == pytest.approx(1.0)
+
+
+def test_bad_flags_are_one_line_errors(tmp_path, capsys):
+    from zoo.cli import main
+
+    assert main(["serve", "--generator", str(tmp_path / "missing")]) == 2
+    assert main(["serve", "--queue-size", "0"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"zoo serve: error: --generator {tmp_path / 'missing'}: no such folder",
+                     "zoo serve: error: --max-upload-mb, --max-audio-seconds, --max-tokens, --max-embedding-inputs, "
+                     "--queue-size, --embedding-queue-size and --embedding-batch must be positive"]
+
+
+def test_a_model_that_cannot_be_served_ends_the_server_with_one_line():
+    proc = subprocess.run([sys.executable, "-m", "zoo", "serve", "--port", str(free_port()), "--models",
+                           "tiny.en,whisper_large_v3"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("zoo serve: error: --models whisper_large_v3: nothing by that name") and "tiny.en" in last
