@@ -39,7 +39,7 @@ class Guard:
                                      code="invalid_api_key", headers=[(b"www-authenticate", b"Bearer")])
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            return await _send_error(send, 413, self._too_large(int(length)), "file", "file_too_large",
+            return await _send_error(send, 413, self._too_large(int(length)), None, "file_too_large",
                                      headers=[(b"connection", b"close")])
         received = 0
 
@@ -49,7 +49,7 @@ class Guard:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise APIError(413, self._too_large(received), "file", "file_too_large")
+                    raise APIError(413, self._too_large(received), None, "file_too_large")
             return message
 
         await self.app(scope, counted_receive, send)

@@ -55,6 +55,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
+        self.health_seen: list[tuple[int, dict]] = []  # the distinct /health answers while it started
         env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
         self.proc = subprocess.Popen([sys.executable, "-m", "zoo", "serve", "--port", str(self.port), *args],
                                      cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
@@ -65,7 +66,10 @@ class Server:
             if self.proc.poll() is not None:
                 raise AssertionError(f"zoo serve exited with {self.proc.returncode}: {self.log.read_text()}")
             try:
-                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                answer = requests.get(self.url + "/health", timeout=2)
+                if (answer.status_code, answer.json()) not in self.health_seen:
+                    self.health_seen.append((answer.status_code, answer.json()))
+                if answer.status_code == 200:
                     return
             except requests.RequestException:
                 pass

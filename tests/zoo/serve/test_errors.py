@@ -98,6 +98,13 @@ def test_statuses_and_messages_say_what_is_wrong(server, path, kwargs, status, w
     assert response.status_code == status and words in response.json()["error"]["message"], response.text
 
 
+def test_a_body_without_length_is_cut_off_at_the_limit(server):
+    chunks = (bytes(2**16) for _ in range(64))  # 4 MB sent chunked, with no Content-Length to refuse early
+    response = requests.post(server.url + "/v1/embeddings", data=chunks, timeout=60,
+                             headers={"content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"]["code"] == "file_too_large"
+
+
 def test_a_wav_header_with_random_pcm_is_noise_not_an_error(server):
     noise = np.random.default_rng(1).integers(-20000, 20000, 16000)
     response = requests.post(server.url + "/v1/audio/transcriptions", timeout=120,

@@ -67,6 +67,10 @@ def small_server(tmp_path_factory):
 KEY = {"Authorization": "Bearer sesame"}
 
 
+def test_health_says_loading_until_the_models_are_warm(small_server):
+    assert small_server.health_seen == [(503, {"status": "loading"}), (200, {"status": "ok"})]
+
+
 def test_the_api_key_guards_v1_but_not_health(small_server):
     assert requests.get(small_server.url + "/health", timeout=10).status_code == 200
     for headers in (None, {"Authorization": "Bearer wrong"}, {"Authorization": "sesame"}):
