@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from shared.errors import ConfigError, InputError, ZooError
 
@@ -76,7 +77,8 @@ def install(app: FastAPI) -> None:
         return JSONResponse(body(err.status_code, message), err.status_code, headers=err.headers)
 
     @app.exception_handler(ClientGone)
-    async def _gone(request: Request, err: ClientGone):
+    @app.exception_handler(ClientDisconnect)  # gone while its upload was being read
+    async def _gone(request: Request, err: Exception):
         return Response(status_code=499)  # nobody reads it: nginx's code for "client closed request"
 
     @app.exception_handler(Exception)

@@ -59,8 +59,11 @@ def _completion_request(data: dict, max_tokens_limit: int) -> Completion:
         prompt = prompt[0]
     if not isinstance(prompt, str):
         raise bad_request("prompt must be a string (one prompt per request)", "prompt")
-    if number(data.get("n"), "n", int, 1, 1) not in (None, 1):
-        raise bad_request("n must be 1", "n")
+    number(data.get("n"), "n", int, 1, 1)
+    number(data.get("best_of"), "best_of", int, 1, 1)
+    for unsupported in ("logprobs", "echo", "suffix"):
+        if data.get(unsupported):
+            raise bad_request(f"{unsupported} is not supported by this server", unsupported)
     max_tokens = number(data.get("max_tokens", 16), "max_tokens", int, 1, max_tokens_limit)
     temperature = number(data.get("temperature", 1.0), "temperature", float, 0.0, 2.0)
     top_p = number(data.get("top_p", 1.0), "top_p", float, 0.0, 1.0)
