@@ -6,6 +6,7 @@ zoo.serve.compute.Lane). They run only on the compute thread.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import tempfile
@@ -15,8 +16,6 @@ from pathlib import Path
 
 from shared.errors import ConfigError
 from zoo.serve.config import SHIPPED_CAPTIONER, ServeConfig
-
-TASKS = ("transcription", "embedding", "completion", "caption", "classification")
 
 
 @dataclass
@@ -37,24 +36,38 @@ def _whisper_id(entry) -> str:
     return short[0] if short else entry.name
 
 
-def _registry_models(wanted: list[str] | None) -> list[Served]:
+def _servable() -> list[str]:
+    """Registry models with weights on this machine that a family of the server runs."""
+    from zoo import registry
+
+    entries = [registry.get_entry(n) for n in registry.list_models(pretrained=True)]
+    return [e.name for e in entries if e.family == "whisper" or e.task == "sentence-embedding"]
+
+
+def _public_id(name: str) -> str:
+    from zoo import registry
+
+    entry = registry.get_entry(name)
+    return _whisper_id(entry) if entry.family == "whisper" else entry.name
+
+
+def _registry_models(wanted: list[str] | None, device: str | None) -> list[Served]:
     from zoo import registry
     from zoo.embedding import load_encoder
     from zoo.models import ALIASES
-    from zoo.transcribe import load_model
+    from zoo.transcribe import load_model, transcribe
 
-    names = registry.list_models(pretrained=True)
-    if wanted is not None:
-        names = [n for n in names if any(_matches(w, n) for w in wanted)]
     served = []
-    for name in names:
-        entry = registry.get_entry(name)
+    for name in _servable():
+        if wanted is not None and not any(_matches(w, name) for w in wanted):
+            continue
         aliases = {a for a, target in ALIASES.items() if target == name} | {name}
-        if entry.family == "whisper":
-            load_model(name)  # zoo.transcribe keeps it loaded for the requests
-            served.append(Served(_whisper_id(entry), "transcription", name, aliases))
-        elif entry.task == "sentence-embedding":
-            served.append(Served(name, "embedding", load_encoder(name), aliases))
+        if registry.get_entry(name).family == "whisper":
+            load_model(name, device=device)  # zoo.transcribe keeps it loaded for the requests
+            handle = functools.partial(transcribe, model=name, device=device)
+            served.append(Served(_public_id(name), "transcription", handle, aliases))
+        else:
+            served.append(Served(name, "embedding", load_encoder(name, None, device), aliases))
     return served
 
 
@@ -69,21 +82,17 @@ def _matches(wanted: str, name: str) -> bool:
 
 def _check_wanted(config: ServeConfig) -> None:
     """Every --models entry must name something this machine can serve (before anything loads)."""
-    from zoo import registry
-
     if config.models is None:
         return
-    servable = [n for n in registry.list_models(pretrained=True)
-                if registry.get_entry(n).family == "whisper" or registry.get_entry(n).task == "sentence-embedding"]
+    servable = _servable()
     folders = [Path(f).resolve().name for f in (config.generator, config.classifier, config.captioner) if f]
     if SHIPPED_CAPTIONER.is_dir():
         folders.append(SHIPPED_CAPTIONER.name)
     unknown = [w for w in config.models if w not in folders and not any(_matches(w, n) for n in servable)]
     if unknown:
-        names = ", ".join(_whisper_id(registry.get_entry(n)) if registry.get_entry(n).family == "whisper" else n
-                          for n in servable)
+        names = [_public_id(n) for n in servable] + folders
         raise ConfigError(f"--models {', '.join(unknown)}: nothing by that name to serve here; with weights on "
-                          f"this machine: {', '.join(x for x in (names, *folders) if x)}")
+                          f"this machine: {', '.join(names)}")
 
 
 def _generator(folder: str, device: str | None):
@@ -95,7 +104,7 @@ def _generator(folder: str, device: str | None):
         architecture = json.loads((path / "config.json").read_text()).get("architecture")
     except (OSError, ValueError) as err:
         raise ConfigError(f"--generator {folder}: no readable config.json there ({err})") from None
-    name = {"GPT2": "gpt2_test", "T5": "t5_test"}.get(architecture, "gpt2")  # the class is what counts
+    name = "t5_small" if architecture == "T5" else "gpt2"  # its class loads the folder, whatever its size
     return load_generator(name, str(path), device=device)
 
 
@@ -106,7 +115,7 @@ def load_models(config: ServeConfig) -> dict[str, Served]:
 
     wanted = config.models
     _check_wanted(config)
-    served = _registry_models(wanted)
+    served = _registry_models(wanted, config.device)
     shipped = SHIPPED_CAPTIONER if SHIPPED_CAPTIONER.is_dir() and config.captioner is None else None
     if shipped is not None and (wanted is None or shipped.name in wanted):
         served.append(Served(shipped.name, "caption", load_captioner(shipped, device=config.device), {shipped.name}))
@@ -128,9 +137,7 @@ def load_models(config: ServeConfig) -> dict[str, Served]:
 def run_transcriptions(payloads: list[tuple[Served, object, dict]]) -> list[dict]:
     """(model, 16 kHz samples, transcribe options) -> openai-whisper's result dicts, from zoo.transcribe
     itself, so a served transcript is the library's."""
-    from zoo.transcribe import transcribe
-
-    return [transcribe(samples, model=served.handle, **options) for served, samples, options in payloads]
+    return [served.handle(samples, **options) for served, samples, options in payloads]
 
 
 def run_embeddings(payloads: list[tuple[Served, list[str]]]) -> list[tuple[object, list[int]]]:
