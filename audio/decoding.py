@@ -161,7 +161,8 @@ class _WindowDecoder:
         decoder = self.model.decoder
         hidden = decoder.hidden_states(tokens, cache=cache)  # (B, T, D)
         if self.sot_logits is None:
-            self.sot_logits = decoder.head(hidden[:, self.sot_index])  # (B, V)
+            # (B, 1, D): a sequence per row, as an int8 head quantizes each on its own (shared.quantize)
+            self.sot_logits = decoder.head(hidden[:, self.sot_index : self.sot_index + 1])[:, 0]  # (B, V)
             _contiguous_cross_kv(cache)
         return decoder.head(hidden[:, -1:])
 

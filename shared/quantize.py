@@ -1,5 +1,6 @@
 """int8 weights for fast CPU inference: each projection's weight is stored as int8 with one scale per output
-channel (the row of W), and each call quantizes its input on the fly (fbgemm's dynamic int8 GEMM).
+channel (the row of W), and each call quantizes its input on the fly, one scale per sequence (fbgemm's
+dynamic int8 GEMM).
 
 At batch 1 decoding reads every weight once per token, so memory traffic, not arithmetic, sets the speed:
 int8 weights read a quarter of float32's bytes. Per-channel scales keep a row with small weights from losing
@@ -39,8 +40,16 @@ class Int8Linear(nn.Module):
         return cls(linear.weight, linear.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, K) is quantized sequence by sequence, each with its own scale, so that a sequence's output
+        never depends on the other sequences of its batch: a batch decodes exactly as its rows do alone."""
+        x = x.float()
+        if x.dim() == 3 and x.shape[0] > 1:
+            return torch.stack([self._linear(sequence) for sequence in x])  # (B, T, N)
+        return self._linear(x)
+
+    def _linear(self, x: torch.Tensor) -> torch.Tensor:
         # reduce_range: 7-bit activations, so AVX2's pairwise int16 accumulation cannot saturate
-        return torch.ops.quantized.linear_dynamic(x.float(), self._packed, True)
+        return torch.ops.quantized.linear_dynamic(x, self._packed, True)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, int8 per channel"
