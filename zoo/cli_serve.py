@@ -21,7 +21,6 @@ def _check_folder(flag: str, folder: str | None) -> None:
 def run_serve(args) -> int:
     import uvicorn
 
-    from shared.threads import choose_threads
     from zoo.serve.app import build_app
     from zoo.serve.config import ServeConfig
 
@@ -33,8 +32,8 @@ def run_serve(args) -> int:
     if min(limits) <= 0:
         raise ConfigError("--max-upload-mb, --max-audio-seconds, --max-tokens, --max-embedding-inputs, "
                           "--queue-size, --embedding-queue-size and --embedding-batch must be positive")
-    choice = choose_threads(args.threads)  # set once, on the compute thread; never revised while serving
-    cli_threads.say_threads("serve", choice)
+    # Chosen here and applied on the compute thread, which re-checks it between jobs (zoo.serve.compute).
+    choice = cli_threads.start_threads("serve", args.threads)
     config = ServeConfig(
         models=[m.strip() for m in args.models.split(",") if m.strip()] if args.models else None,
         generator=args.generator, classifier=args.classifier, captioner=args.captioner, api_key=args.api_key,

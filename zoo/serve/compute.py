@@ -5,7 +5,9 @@ thread takes turns across lanes that have work (round-robin), so one short embed
 job of each other family, not for a whole queue of long transcriptions. A lane with `batch > 1` takes what
 is queued, up to that many payloads, and runs them together (no timer: a lone request never waits for
 company). A full lane refuses new work with QueueFull, whose `retry_after` is the queue's depth times its
-recent mean job time. A job cancelled while queued (its client went away) is dropped unrun.
+recent mean job time. A job cancelled while queued (its client went away) is dropped unrun. The thread count
+is set once when the thread starts and changed between jobs only when other work takes or frees cores
+(shared.threads.recheck_threads).
 
     scheduler = Scheduler([Lane("embedding", encode_many, capacity=64, batch=32)], threads=2)
     scheduler.start()
@@ -145,6 +147,8 @@ class Scheduler:
             import torch
 
             torch.set_num_threads(self.threads)  # per thread under OpenMP: set where the work runs
+        from shared.threads import recheck_threads
+
         while True:
             with self._wake:
                 picked = self._pick()
@@ -154,6 +158,7 @@ class Scheduler:
                     self._wake.wait()
                     picked = self._pick()
             self._run(*picked)
+            recheck_threads()  # other work may have come or gone (an explicit --threads never changes)
 
     def _run(self, lane: Lane, jobs: list[tuple[object, Future]]) -> None:
         with self._wake:
