@@ -75,3 +75,26 @@ def test_python_api_returns_one_result_per_file(examples_dir, ct2_dir):
                                                            beam_size=None)["text"] for p in paths]
     with pytest.raises(InputError, match="batch_size must be at least 1"):
         transcribe_many(None, paths, tokenizer=None, batch_size=0)
+
+
+def test_cli_batches_files_and_reports_bad_ones(tmp_path, examples_dir, ct2_dir):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from zoo.transcribe import load_model
+
+    good = [examples_dir / "weather.wav", examples_dir / "library.wav"]
+    missing = tmp_path / "missing.wav"
+    proc = subprocess.run(
+        [sys.executable, "-m", "zoo", "transcribe", str(good[0]), str(missing), str(good[1]), "--batch_size", "2",
+         "--compute_type", "int8", "--beam_size", "None", "--temperature_increment_on_fallback", "None",
+         "--output_format", "txt", "--output_dir", str(tmp_path), "--verbose", "False", "--threads", "2"],
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert str(missing) in proc.stderr and "1 of 3 file(s) could not be transcribed" in proc.stderr
+    model, tokenizer = load_model("tiny.en", device="cpu", compute_type="int8")
+    for clip in good:
+        alone = transcribe(model, load_audio(clip), tokenizer=tokenizer, temperature=0.0, beam_size=None)
+        assert (tmp_path / f"{clip.stem}.txt").read_text().strip() == alone["text"].strip()
