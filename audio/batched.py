@@ -10,32 +10,16 @@ takes its place.
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
 from audio.decoding import decode_batch
 from audio.transcribe import Transcript, format_timestamp
-from audio.vad import SpeechTimeline, speech_chunks, vad_options
+from audio.vad import SpeechTimeline, speech_only
 from shared.errors import InputError
 from shared.threads import recheck_threads
-
-
-def _speech_only(audio, parameters) -> tuple[np.ndarray | None, SpeechTimeline | None]:
-    """The speech Silero VAD finds in `audio`, end to end, and its time line (None, None: no speech)."""
-    from audio.io import load_audio
-
-    samples = load_audio(audio) if isinstance(audio, (str, os.PathLike)) else audio
-    samples = samples.cpu().numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples)
-    if samples.ndim != 1:
-        return samples, None  # Transcript says what is wrong with it
-    chunks = speech_chunks(samples, vad_options(parameters))
-    if not chunks:
-        return None, None
-    return np.concatenate([samples[c["start"] : c["end"]] for c in chunks]), SpeechTimeline(chunks)
 
 
 def transcribe_many(
@@ -69,7 +53,7 @@ def transcribe_many(
             i = waiting.popleft()
             audio = audios[i]
             if vad_filter:
-                audio, timeline = _speech_only(audio, vad_parameters)
+                audio, timeline = speech_only(audio, vad_parameters)  # as transcribe(vad_filter=True)
                 if audio is None:
                     results[i] = {"text": "", "language": options.get("language") or "en", "segments": []}
                     bar.update()

@@ -98,3 +98,17 @@ def test_cli_batches_files_and_reports_bad_ones(tmp_path, examples_dir, ct2_dir)
     for clip in good:
         alone = transcribe(model, load_audio(clip), tokenizer=tokenizer, temperature=0.0, beam_size=None)
         assert (tmp_path / f"{clip.stem}.txt").read_text().strip() == alone["text"].strip()
+
+
+def test_batch_keeps_word_timestamps_and_the_vad_filter(clips, ct2_dir):
+    from zoo.transcribe import load_model
+
+    model, tokenizer = load_model("tiny.en", device="cpu", compute_type="int8")
+    gap = np.concatenate([clips[0], np.zeros(16000 * 30, np.float32), clips[1]])  # speech, 30 s silence, speech
+    options = dict(temperature=0.0, beam_size=None, vad_filter=True, word_timestamps=True)
+    alone = [transcribe(model, audio, tokenizer=tokenizer, **options) for audio in (gap, clips[2])]
+    batched = transcribe_many(model, [gap, clips[2]], tokenizer=tokenizer, batch_size=2, **options)
+    for a, b in zip(alone, batched):
+        assert same(a, b)
+        assert [s["words"] for s in a["segments"]] == [s["words"] for s in b["segments"]]
+    assert batched[0]["segments"][-1]["start"] > 30  # back on the original time line, after the silence
