@@ -95,9 +95,9 @@ def run_engine(engine: str, audio_path: str, threads: int, device: str = "cpu") 
     """
     start = time.perf_counter()
     if engine.startswith("zoo") or engine == "openai":
-        import torch
+        from shared.threads import apply_threads
 
-        torch.set_num_threads(threads)
+        apply_threads(threads)
     if engine.startswith("faster"):
         # Read without importing zoo, which imports torch (~450 MiB): faster-whisper's peak is its own.
         import soundfile
@@ -139,12 +139,11 @@ def run_batch(engine: str, threads: int, batch_size: int) -> dict:
     faster-whisper's BatchedInferencePipeline. Each warmed up on one file first."""
     files = short_files()
     if engine.startswith("zoo"):
-        import torch
-
         import zoo
         from audio.io import load_audio
+        from shared.threads import apply_threads
 
-        torch.set_num_threads(threads)
+        apply_threads(threads)
         options = dict(compute_type=engine.split("-")[1], temperature=0.0, beam_size=None)
         audios = [load_audio(f) for f in files]  # reading the files is not what is timed
         zoo.transcribe(audios[0], **options)
@@ -176,11 +175,10 @@ def run_batch(engine: str, threads: int, batch_size: int) -> dict:
 
 
 def run_profile(audio_path: str, threads: int, compute_types: list[str], repeats: int) -> dict:
-    import torch
-
     from benchmarks.asr_stages import profile_zoo
+    from shared.threads import apply_threads
 
-    torch.set_num_threads(threads)
+    apply_threads(threads)
     out = {}
     for kind in compute_types:
         total, table = profile_zoo(audio_path, kind, repeats=repeats)

@@ -117,9 +117,9 @@ def profile_zoo(audio_path: str, compute_type: str, repeats: int = 1) -> tuple[f
 if __name__ == "__main__":
     import sys
 
-    import torch
+    from shared.threads import apply_threads
 
-    torch.set_num_threads(int(sys.argv[2]) if len(sys.argv) > 2 else 2)
+    apply_threads(int(sys.argv[2]) if len(sys.argv) > 2 else 2)
     for kind in sys.argv[1].split(","):
         total, table = profile_zoo("examples/audio/long.wav", kind, repeats=2)
         print(kind, f"total {total:.3f}", " ".join(f"{k}={v:.3f}" for k, v in table.items()))

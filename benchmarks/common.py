@@ -44,13 +44,11 @@ def set_threads(requested: int | None, apply: bool = True):
     the allowed cores less those busy with other work) and apply it for the whole run, so every contender
     gets the same. Returns the ThreadChoice; its str is for the header: "2 threads (2 of 2 allowed cores
     free)"."""
-    import torch
-
-    from shared.threads import choose_threads
+    from shared.threads import apply_threads, choose_threads
 
     choice = choose_threads(requested)
     if apply:
-        torch.set_num_threads(choice.count)
+        apply_threads(choice.count)
     return choice
 
 

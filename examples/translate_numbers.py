@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 import zoo
 from shared.generation import BeamSearch, Greedy
+from shared.threads import apply_threads
 
 ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
         "sixteen seventeen eighteen nineteen").split()
@@ -150,7 +151,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--samples", type=int, default=6, help="held-out translations to print")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line at the end")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     started = time.monotonic()
     if args.checkpoint:
         model, vocab = zoo.load_pretrained(args.checkpoint), Vocab()

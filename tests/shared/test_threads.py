@@ -30,7 +30,7 @@ def clean(monkeypatch):
     monkeypatch.setattr(threads, "_job", None)
     before = torch.get_num_threads()
     yield
-    torch.set_num_threads(before)
+    threads.apply_threads(before)
 
 
 def no_probe():
@@ -163,3 +163,17 @@ def test_the_jobs_own_cpu_time_is_not_other_work(monkeypatch):
     monkeypatch.setattr(usage, "_read", lambda: (4.0, None, 9.0))  # no /proc/stat: the load average
     monkeypatch.setattr(os, "getloadavg", lambda: (2.5, 2.0, 1.0))
     assert usage.other_busy() == pytest.approx(1.5)
+
+
+def test_the_count_is_applied_only_when_it_changes(monkeypatch):
+    """torch.set_num_threads slows torch's CPU flash attention even when it changes nothing: never call it
+    for the count torch already has."""
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    threads.apply_threads(2)
+    assert calls == []
+    threads.use_threads(2)
+    assert calls == []
+    threads.apply_threads(1)
+    assert calls == [1]

@@ -44,9 +44,9 @@ class ServerState:
         """Load and warm every model, then start the compute thread (runs on the loader thread)."""
         try:
             if self.config.threads:
-                import torch
+                from shared.threads import apply_threads
 
-                torch.set_num_threads(self.config.threads)
+                apply_threads(self.config.threads)
             served = models.load_models(self.config)
             if self.config.warm:
                 models.warm(served)

@@ -143,11 +143,10 @@ class Scheduler:
         return None
 
     def _loop(self) -> None:
-        if self.threads:
-            import torch
+        from shared.threads import apply_threads, recheck_threads
 
-            torch.set_num_threads(self.threads)  # per thread under OpenMP: set where the work runs
-        from shared.threads import recheck_threads
+        if self.threads:
+            apply_threads(self.threads)  # per thread under OpenMP: set where the work runs
 
         while True:
             with self._wake:
