@@ -1,8 +1,8 @@
 """Long-form transcription: 30 s windows over one log-mel, each decoded with temperature fallback, the next
 window starting at the last complete timestamp so no word is cut in half.
 
-Follows openai-whisper's transcribe() (without word-level timestamps): the same padding, seeking, prompts
-and no-speech skipping, so the same weights give the same transcript.
+Follows openai-whisper's transcribe(): the same padding, seeking, prompts, no-speech skipping and word
+timestamps, so the same weights give the same transcript.
 """
 
 from __future__ import annotations
@@ -318,49 +318,19 @@ class Transcript:
 
 
 @with_vad_filter
-def transcribe(
-    model,
-    audio,
-    *,
-    tokenizer,
-    verbose: bool | None = None,
-    temperature: float | Sequence[float] = DEFAULT_TEMPERATURES,
-    compression_ratio_threshold: float | None = 2.4,
-    logprob_threshold: float | None = -1.0,
-    no_speech_threshold: float | None = 0.6,
-    condition_on_previous_text: bool = True,
-    initial_prompt: str | None = None,
-    word_timestamps: bool = False,
-    prepend_punctuations: str = PREPEND_PUNCTUATIONS,
-    append_punctuations: str = APPEND_PUNCTUATIONS,
-    **decode_options,
-) -> dict:
+def transcribe(model, audio, *, tokenizer, verbose: bool | None = None, **options) -> dict:
     """Transcribe a file or 16 kHz samples (T,) with a Whisper model and its tokenizer.
 
-    Options and their defaults are openai-whisper's; `decode_options` are DecodingOptions fields (language,
-    task, beam_size, best_of, patience, length_penalty, suppress_tokens, without_timestamps, ...).
-    verbose=True prints each segment, False shows a progress bar, None is silent.
+    Options and their defaults are openai-whisper's (see Transcript): temperature, compression_ratio_threshold,
+    logprob_threshold, no_speech_threshold, condition_on_previous_text, initial_prompt, word_timestamps,
+    prepend_punctuations, append_punctuations, and DecodingOptions fields (language, task, beam_size, best_of,
+    patience, length_penalty, suppress_tokens, without_timestamps, ...). verbose=True prints each segment,
+    False shows a progress bar, None is silent.
 
     Returns {"text", "language", "segments": [{id, seek, start, end, text, tokens, temperature,
-    avg_logprob, compression_ratio, no_speech_prob}]}.
+    avg_logprob, compression_ratio, no_speech_prob, and with word_timestamps: words}]}.
     """
-    transcript = Transcript(
-        model,
-        audio,
-        tokenizer=tokenizer,
-        verbose=verbose,
-        temperature=temperature,
-        compression_ratio_threshold=compression_ratio_threshold,
-        logprob_threshold=logprob_threshold,
-        no_speech_threshold=no_speech_threshold,
-        condition_on_previous_text=condition_on_previous_text,
-        initial_prompt=initial_prompt,
-        word_timestamps=word_timestamps,
-        prepend_punctuations=prepend_punctuations,
-        append_punctuations=append_punctuations,
-        bar=verbose is False,
-        **decode_options,
-    )
+    transcript = Transcript(model, audio, tokenizer=tokenizer, verbose=verbose, bar=verbose is False, **options)
     while not transcript.done:
         recheck_threads()  # other work may have come or gone since the last window
         memory = transcript.next_memory()
