@@ -20,15 +20,6 @@ router = APIRouter()
 GRANULARITIES = ("segment", "word")
 
 
-def word_timestamps_available() -> bool:
-    """Whether audio.transcribe.transcribe can give word timestamps (word_timestamps=True)."""
-    import inspect
-
-    from audio.transcribe import transcribe
-
-    return "word_timestamps" in inspect.signature(transcribe).parameters
-
-
 def decode_upload(path, max_seconds: float):
     """16 kHz samples of an uploaded file, as zoo.transcribe reads a file (415 if it is not audio)."""
     from audio.io import load_audio
@@ -71,9 +62,6 @@ def granularities(form, response_format: str) -> set[str]:
                               "timestamp_granularities[]")
     if values and response_format != "verbose_json":
         raise bad_request("timestamp_granularities[] needs response_format verbose_json",
-                          "timestamp_granularities[]")
-    if "word" in values and not word_timestamps_available():
-        raise bad_request("word timestamps are not available yet in zoo; ask for segment timestamps",
                           "timestamp_granularities[]")
     return set(values)
 
