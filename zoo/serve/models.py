@@ -193,17 +193,17 @@ def attention_png(name: str, words: list[str], maps, image) -> bytes:
     return buffer.getvalue()
 
 
-def run_captions(payloads: list[tuple[Served, str, bool]]) -> list[tuple[str, bytes | None]]:
-    """(model, image file, with attention) -> (caption, PNG of the attention maps or None)."""
+def run_captions(payloads: list[tuple[Served, str, bool, str]]) -> list[tuple[str, bytes | None]]:
+    """(model, image file, with attention, the image's name) -> (caption, PNG of the attention maps or None)."""
     from zoo.train.caption_inference import caption_files
 
     results = []
-    for served, path, with_attention in payloads:
+    for served, path, with_attention, name in payloads:
         [(_, result)] = caption_files(served.handle, [path], with_attention=with_attention)
         if isinstance(result, Exception):
             raise result
         caption, words, maps, image = result
-        png = attention_png(Path(path).name, words, maps, image) if maps is not None else None
+        png = attention_png(name, words, maps, image) if maps is not None else None
         results.append((caption, png))
     return results
 
@@ -239,7 +239,7 @@ def warm(served: dict[str, Served]) -> None:
         inputs = {"transcription": lambda s: (s, noise, {"temperature": 0.0}),
                   "embedding": lambda s: (s, ["warm up"]),
                   "completion": lambda s: (s, Completion("warm", 1, Greedy(), [])),
-                  "caption": lambda s: (s, str(image), True),
+                  "caption": lambda s: (s, str(image), True, image.name),
                   "classification": lambda s: (s, str(image), 1)}
         for s in served.values():
             RUNS[s.task]([inputs[s.task](s)])

@@ -42,7 +42,8 @@ async def captions(request: Request):
     form = await read_form(request)
     model = state.resolve(text_field(form, "model"), "caption")
     attention = flag(text_field(form, "attention"), "attention")
-    caption, png = await _run(request, form, "caption", lambda path: (model, path, attention))
+    name = getattr(form.get("file"), "filename", None) or "image"  # the map's title: the user's name for it
+    caption, png = await _run(request, form, "caption", lambda path: (model, path, attention, name))
     return {"model": model.id, "caption": caption,
             "attention_png": base64.b64encode(png).decode("ascii") if png is not None else None}
 
