@@ -19,6 +19,7 @@ from torch import nn
 from shared.attention import Attention
 from shared.errors import InputError
 from shared.heads import LMHead
+from shared.inference import concat
 
 
 class Int8Linear(nn.Module):
@@ -60,19 +61,10 @@ class Int8Attention(Attention):
     its `qkv` (see Attention.project)."""
 
 
-def _fused_qkv(attn: Attention) -> Int8Linear:
-    layers = (attn.q_proj, attn.k_proj, attn.v_proj)
-    weight = torch.cat([layer.weight for layer in layers])  # ((H + 2·Hkv)·Dh, D)
-    if all(layer.bias is None for layer in layers):
-        return Int8Linear(weight)
-    bias = torch.cat([layer.bias if layer.bias is not None else layer.weight.new_zeros(layer.out_features)
-                      for layer in layers])
-    return Int8Linear(weight, bias)
-
-
 def _int8_attention(attn: Attention) -> Int8Attention:
     """The same attention (heads, scale, rotary) with int8 projections; `attn` itself is consumed."""
-    qkv = _fused_qkv(attn) if attn.q_proj.in_features == attn.k_proj.in_features else None
+    layers = (attn.q_proj, attn.k_proj, attn.v_proj)  # q/k/v of self-attention as one GEMM: ((H + 2·Hkv)·Dh, D)
+    qkv = Int8Linear(*concat(layers)) if attn.q_proj.in_features == attn.k_proj.in_features else None
     attn.__class__ = Int8Attention  # same fields, int8 projections: no second constructor to keep in sync
     for name in ("q_proj", "k_proj", "v_proj", "out_proj"):  # q/k/v stay for cross-attention
         setattr(attn, name, Int8Linear.from_linear(getattr(attn, name)))
