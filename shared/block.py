@@ -7,6 +7,14 @@ from torch import nn
 
 from shared.attention import Attention
 from shared.cache import LayerCache
+from shared.modulation import AdaLNZero
+
+
+def _normed(norm: nn.Module, x: torch.Tensor, cond: torch.Tensor | None):
+    """(norm(x), gate): the gate is None for a plain norm, and adaLN-Zero's (B, 1, D) for a modulating one."""
+    if isinstance(norm, AdaLNZero):
+        return norm(x, cond)
+    return norm(x), None
 
 
 class TransformerBlock(nn.Module):
@@ -28,20 +36,26 @@ class TransformerBlock(nn.Module):
 
 
 class PreNormBlock(TransformerBlock):
-    """x + f(norm(x)) for each sublayer (GPT-2, ViT, Whisper, T5)."""
+    """x + f(norm(x)) for each sublayer (GPT-2, ViT, Whisper, T5); x + gate · f(norm(x, cond)) where the norm
+    is adaLN-Zero (DiT), which reads the conditioning vector `cond`."""
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor | None = None, *, mask: torch.Tensor | None = None,
                 is_causal: bool = False, memory_mask: torch.Tensor | None = None,
-                cache: LayerCache | None = None) -> torch.Tensor:
-        """x (B, T, D) -> (B, T, D). memory (B, S, Dm): what the cross-attention reads, with memory_mask."""
+                cache: LayerCache | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, D) -> (B, T, D). memory (B, S, Dm): what the cross-attention reads, with memory_mask;
+        cond (B, Dc): what modulating norms read."""
         self_cache, cross_cache = (cache.self_attn, cache.cross_attn) if cache is not None else (None, None)
-        h = self.attn(self.attn_norm(x), mask=mask, is_causal=is_causal, cache=self_cache)
-        x = x + self.drop_path(self.dropout(h))
+        h, gate = _normed(self.attn_norm, x, cond)
+        x = x + self.residual(self.attn(h, mask=mask, is_causal=is_causal, cache=self_cache), gate)
         if self.cross_attn is not None:
-            h = self.cross_attn(self.cross_norm(x), memory, mask=memory_mask, cache=cross_cache)
-            x = x + self.drop_path(self.dropout(h))
-        x = x + self.drop_path(self.dropout(self.mlp(self.mlp_norm(x))))
-        return x
+            h, gate = _normed(self.cross_norm, x, cond)
+            x = x + self.residual(self.cross_attn(h, memory, mask=memory_mask, cache=cross_cache), gate)
+        h, gate = _normed(self.mlp_norm, x, cond)
+        return x + self.residual(self.mlp(h), gate)
+
+    def residual(self, h: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
+        """What a sublayer's output h adds to the stream: gated (adaLN-Zero), dropped out, path-dropped."""
+        return self.drop_path(self.dropout(h if gate is None else gate * h))
 
     def forward_with_weights(self, x: torch.Tensor, memory: torch.Tensor | None = None, *,
                              mask: torch.Tensor | None = None, is_causal: bool = False,

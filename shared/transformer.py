@@ -77,12 +77,14 @@ class TransformerStack(nn.Module):
         return mask, is_causal
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor | None = None, *, mask: torch.Tensor | None = None,
-                memory_mask: torch.Tensor | None = None, cache: Cache | None = None) -> torch.Tensor:
+                memory_mask: torch.Tensor | None = None, cache: Cache | None = None,
+                cond: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, T, D) -> (B, T, D).
 
         memory: encoder output (B, S, Dm) for cross-attending stacks, with memory_mask (B, S) of its real
         positions (both taken from the cache when it holds them); mask: (B, Tk) bool of real tokens (Tk
-        covers cached positions too) or a full mask; cache: from init_cache, advanced in place.
+        covers cached positions too) or a full mask; cache: from init_cache, advanced in place; cond (B, Dc):
+        the vector that modulating norms (adaLN-Zero) read.
         """
         offset = cache.length if cache is not None else 0
         self_mask, is_causal = self.self_attention_mask(x, mask, offset, cached=cache is not None)
@@ -90,9 +92,11 @@ class TransformerStack(nn.Module):
             memory, memory_mask = cache.memory, cache.memory_mask
         self.check_memory(memory)
         memory_mask = masks.normalize(memory_mask)
+        conditioning = {} if cond is None else {"cond": cond}  # only pre-norm blocks can be modulated
         for i, block in enumerate(self.blocks):
             layer_cache = cache.layers[i] if cache is not None else None
-            x = block(x, memory, mask=self_mask, is_causal=is_causal, memory_mask=memory_mask, cache=layer_cache)
+            x = block(x, memory, mask=self_mask, is_causal=is_causal, memory_mask=memory_mask, cache=layer_cache,
+                      **conditioning)
         return self.final_norm(x)
 
     def forward_with_weights(self, x: torch.Tensor, memory: torch.Tensor | None = None, *,
