@@ -18,11 +18,13 @@ from text.convert_t5 import load_hf_t5
 from text.gpt2 import GPT2
 from text.t5 import T5
 from text.transformer import TransformerSeq2Seq
-from vision import captioner_recipes
+from vision import captioner_recipes, dit_recipes
 from vision import recipes as vision_recipes
 from vision.captioner import Captioner
 from vision.convert import load_vit_weights
 from vision.convert_captioner import load_hf_captioner
+from vision.convert_dit import load_dit_weights
+from vision.dit import DiT
 from vision.vit import VisionTransformer
 from zoo.weights import Source, WeightSpec, hf_cache_source, package_source
 
@@ -139,3 +141,12 @@ register_family("captioner", "image-captioning", Captioner, captioner_recipes.CA
                                           hint=captioner_recipes.WEIGHTS_HINT,
                                           preprocessing=captioner_recipes.PREPROCESSING)
                          for name, repo in captioner_recipes.HF_REPOS.items()})
+
+register_family("dit", "class-conditional-image-generation", DiT, dit_recipes.DIT, aliases=dit_recipes.ALIASES,
+                # every DiT loads a diffusers folder given as pretrained=PATH; a cached DiTPipeline download
+                # keeps the denoiser's config and weights in its transformer/ folder
+                weights={name: WeightSpec(sources=tuple(hf_cache_source(repo, marker="transformer/config.json")
+                                                        for repo in dit_recipes.HF_REPOS.get(name, ())),
+                                          load=load_dit_weights, hint=dit_recipes.WEIGHTS_HINT,
+                                          preprocessing=dit_recipes.preprocessing(config))
+                         for name, config in dit_recipes.DIT.items()})

@@ -65,8 +65,10 @@ def package_source(package: str, locate: Callable[[object], Path]) -> Source:
     return Source(f"installed package {package}", find)
 
 
-def hf_cache_source(repo_id: str) -> Source:
-    """A local Hugging Face cache snapshot of `repo_id` (never downloaded here)."""
+def hf_cache_source(repo_id: str, marker: str = "config.json") -> Source:
+    """The folder of `marker` in a local Hugging Face cache snapshot of `repo_id` (never downloaded here): the
+    snapshot itself for a config.json at its top, a subfolder for e.g. a diffusers pipeline's
+    "transformer/config.json"."""
 
     def find() -> Path | None:
         import os
@@ -74,7 +76,7 @@ def hf_cache_source(repo_id: str) -> Source:
         home = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface"))
                     .expanduser() / "hub")
         snapshots = home / f"models--{repo_id.replace('/', '--')}" / "snapshots"
-        found = sorted(snapshots.glob("*/config.json")) if snapshots.is_dir() else []
+        found = sorted(snapshots.glob(f"*/{marker}")) if snapshots.is_dir() else []
         return found[-1].parent if found else None
 
     return Source(f"local Hugging Face cache ({repo_id})", find)

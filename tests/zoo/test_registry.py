@@ -24,6 +24,9 @@ INPUTS = {
     "vit": lambda c: (_images(c),),
     "whisper": lambda c: (torch.randn(2, c.n_mels, 2 * c.n_audio_ctx), _tokens(c.n_vocab, (2, 5))),
     "captioner": lambda c: (_images(c.encoder_config), _tokens(c.vocab_size, (2, 5))),
+    # latents, timesteps, class labels (a real class and the null class of classifier-free guidance)
+    "dit": lambda c: (torch.randn(2, c.in_channels, c.sample_size, c.sample_size), torch.tensor([3.0, 700.0]),
+                      torch.tensor([1, c.num_classes])),
 }
 
 TEST_MODELS = zoo.list_models("*_test")
