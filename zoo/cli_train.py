@@ -1,6 +1,7 @@
 """`zoo train`, `zoo validate` and `zoo classify`: train an image classifier, re-evaluate it, use it."""
 
 import argparse
+import importlib
 import sys
 
 from shared.errors import ConfigError
@@ -25,22 +26,29 @@ def resolve_train_args(explicit: argparse.Namespace) -> argparse.Namespace:
     saved = {}
     if given.get("resume"):
         saved = report.read_args(checkpoint.run_dir_of(checkpoint.find(given["resume"], ("last",))))
-    if given.get("task", saved.get("task")) == "caption":
-        from zoo.train.caption import DEFAULTS
-
-        values.update(DEFAULTS)  # the caption task's own recipe replaces the classification defaults
+    task = given.get("task", saved.get("task"))
+    if task in TASK_DEFAULTS:  # the task's own recipe replaces the classification defaults
+        values.update(importlib.import_module(TASK_DEFAULTS[task]).DEFAULTS)
     if saved:
         values.update({k: v for k, v in saved.items() if k in values and k not in NOT_INHERITED})
     values.update(given)
     return argparse.Namespace(**values)
 
 
+# --task -> the module whose DEFAULTS replace the classification ones (and whose Trainer runs it)
+TASK_DEFAULTS = {"caption": "zoo.train.caption", "autoencoder": "zoo.train.autoencoder",
+                 "text-to-image": "zoo.train.imagine"}
+
+
 def train_tasks() -> dict[str, type]:
     """--task -> the Trainer that runs it: the engine's own for classification, a subclass for another task."""
+    from zoo.train.autoencoder import AutoencoderTrainer
     from zoo.train.caption import CaptionTrainer
     from zoo.train.engine import Trainer
+    from zoo.train.imagine import ImagineTrainer
 
-    return {"classification": Trainer, "caption": CaptionTrainer}
+    return {"classification": Trainer, "caption": CaptionTrainer, "autoencoder": AutoencoderTrainer,
+            "text-to-image": ImagineTrainer}
 
 
 def train(args: argparse.Namespace):

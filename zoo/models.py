@@ -18,15 +18,19 @@ from text.convert_t5 import load_hf_t5
 from text.gpt2 import GPT2
 from text.t5 import T5
 from text.transformer import TransformerSeq2Seq
-from vision import captioner_recipes, dit_recipes
+from vision import autoencoder_recipes, captioner_recipes, dit_recipes, imagine_recipes
 from vision import recipes as vision_recipes
+from vision.autoencoder import AutoencoderKL
 from vision.captioner import Captioner
 from vision.convert import load_vit_weights
 from vision.convert_captioner import load_hf_captioner
 from vision.convert_dit import load_dit_weights
 from vision.dit import DiT
+from vision.text_to_image import TextToImage
 from vision.vit import VisionTransformer
-from zoo.weights import Source, WeightSpec, hf_cache_source, package_source
+from zoo.shipped import SHIPPED_IMAGINE
+from zoo.train.checkpoint import load_trained
+from zoo.weights import Source, WeightSpec, folder_source, hf_cache_source, package_source
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,14 @@ register_family("captioner", "image-captioning", Captioner, captioner_recipes.CA
                                           hint=captioner_recipes.WEIGHTS_HINT,
                                           preprocessing=captioner_recipes.PREPROCESSING)
                          for name, repo in captioner_recipes.HF_REPOS.items()})
+
+register_family("autoencoder", "image-autoencoding", AutoencoderKL, autoencoder_recipes.AUTOENCODERS)
+register_family("text-to-image", "text-to-image", TextToImage, imagine_recipes.TEXT_TO_IMAGE, weights={
+    "dit_shapes": WeightSpec(sources=(folder_source(SHIPPED_IMAGINE, "shipped in examples/imagine"),),
+                             load=lambda path, model: load_trained(path, model, "text-to-image"),
+                             hint="the weights ship in examples/imagine/dit_shapes of a source checkout; or "
+                                  "pass a `zoo train --task text-to-image` run folder",
+                             preprocessing={"image_size": 48, "tokenizer": "the shapes grammar's words (meta.json)"})})
 
 register_family("dit", "class-conditional-image-generation", DiT, dit_recipes.DIT, aliases=dit_recipes.ALIASES,
                 # every DiT loads a diffusers folder given as pretrained=PATH; a cached DiTPipeline download

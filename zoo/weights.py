@@ -65,6 +65,11 @@ def package_source(package: str, locate: Callable[[object], Path]) -> Source:
     return Source(f"installed package {package}", find)
 
 
+def folder_source(folder: Path, description: str) -> Source:
+    """Weights in a fixed folder, e.g. ones the repository ships in examples/ (there only in a source checkout)."""
+    return Source(description, lambda: folder if folder.is_dir() else None)
+
+
 def hf_cache_source(repo_id: str, marker: str = "config.json") -> Source:
     """The folder of `marker` in a local Hugging Face cache snapshot of `repo_id` (never downloaded here): the
     snapshot itself for a config.json at its top, a subfolder for e.g. a diffusers pipeline's

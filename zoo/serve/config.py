@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
-# The captioner the repository ships (weights in examples/, so only present in a source checkout).
-SHIPPED_CAPTIONER = Path(__file__).resolve().parents[2] / "examples" / "caption" / "captioner_tiny_shapes"
 
 
 @dataclass

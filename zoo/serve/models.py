@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.errors import ConfigError
-from zoo.serve.config import SHIPPED_CAPTIONER, ServeConfig
+from zoo.serve.config import ServeConfig
+from zoo.shipped import SHIPPED_CAPTIONER
 
 
 @dataclass

@@ -30,8 +30,13 @@ def _floats(n: int):
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Add every training flag to `p` (defaults: the digits recipe)."""
     g = p.add_argument_group("model and data")
-    g.add_argument("--task", default="classification", choices=("classification", "caption"),
-                   help="what to train: an image classifier, or a captioner (defaults: the shapes recipe)")
+    g.add_argument("--task", default="classification",
+                   choices=("classification", "caption", "autoencoder", "text-to-image"),
+                   help="what to train: an image classifier, a captioner, the autoencoder of text-to-image, or "
+                        "text-to-image (the last three default to their shapes recipes)")
+    g.add_argument("--autoencoder", default=None, metavar="RUN_DIR",
+                   help="text-to-image: the `--task autoencoder` run (or a text-to-image run, for its autoencoder) "
+                        "whose latents the model learns to draw")
     g.add_argument("--model", default=DEFAULT_MODEL, help=f"registered model name (default: {DEFAULT_MODEL})")
     g.add_argument("--dataset", default="digits", help="digits | imagefolder | cifar10 | cifar100")
     g.add_argument("--data-dir", default=None, help="dataset folder (imagefolder: DIR/train and DIR/val)")

@@ -177,6 +177,22 @@ def load_weights(model, checkpoint: Path, ema: bool) -> str:
     return path.name
 
 
+def load_trained(path: str | Path, model, task: str) -> str:
+    """Fill a registered model from a `zoo train --task TASK` checkpoint or run folder (its EMA weights when
+    kept), refusing one of another task or trained with overrides the model's config does not have; returns
+    the file used."""
+    folder = find(path)
+    meta = read_meta(folder)
+    if meta.get("task") != task:
+        raise WeightsError(f"{folder} is not a {task} checkpoint (it was trained for "
+                           f"{meta.get('task', 'classification')})")
+    config = getattr(model, "config", None)
+    differing = {k: v for k, v in meta.get("model_overrides", {}).items() if getattr(config, k, v) != v}
+    if differing:
+        raise WeightsError(f"{folder} was trained with {differing}; create the model with those overrides")
+    return load_weights(model, folder, ema=True)
+
+
 def check_same_model(meta: dict, model_name: str, checkpoint: Path) -> None:
     if meta.get("model") != model_name:
         raise ConfigError(f"{checkpoint} holds a {meta.get('model')} checkpoint, not {model_name}; "

@@ -58,11 +58,12 @@ def plot_curves(path: Path, rows: list[dict], curves: dict[str, str] = CURVES, y
     epochs = [r["epoch"] for r in rows]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [r["train_loss"] for r in rows], label="train")
-    ax_loss.plot(epochs, [r["eval_loss"] for r in rows], label="eval")
+    if "eval_loss" in rows[0]:
+        ax_loss.plot(epochs, [r["eval_loss"] for r in rows], label="eval")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_loss.legend()
     for label, column in curves.items():
-        ax_acc.plot(epochs, [r[column] for r in rows], label=label)
+        ax_acc.plot(epochs, [r[column] for r in rows], label=label)  # None (not measured) leaves a gap
     ax_acc.set(xlabel="epoch", ylabel=ylabel, title=title)
     ax_acc.legend()
     fig.tight_layout()

@@ -140,7 +140,7 @@ def test_captions_with_the_attention_map_and_classifications(server, classifier_
 
 
 def zoo_captioner():
-    from zoo.serve.config import SHIPPED_CAPTIONER
+    from zoo.shipped import SHIPPED_CAPTIONER
 
     return SHIPPED_CAPTIONER
 
