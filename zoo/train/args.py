@@ -36,7 +36,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "text-to-image (the last three default to their shapes recipes)")
     g.add_argument("--autoencoder", default=None, metavar="RUN_DIR",
                    help="text-to-image: the `--task autoencoder` run (or a text-to-image run, for its autoencoder) "
-                        "whose latents the model learns to draw")
+                        "whose latents the model learns to draw (default: the shipped model's)")
     g.add_argument("--model", default=DEFAULT_MODEL, help=f"registered model name (default: {DEFAULT_MODEL})")
     g.add_argument("--dataset", default="digits", help="digits | imagefolder | cifar10 | cifar100")
     g.add_argument("--data-dir", default=None, help="dataset folder (imagefolder: DIR/train and DIR/val)")

@@ -54,6 +54,16 @@ def make_loader(dataset, batch_size: int, train: bool, args, dist: ddp.Dist) -> 
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate, drop_last=train)
 
 
+def check_scenes_task(args, task: str, model_class: type, default_model: str) -> None:
+    """What a task that trains on the generated scenes checks first: --dataset shapes and a --model of its kind."""
+    if args.dataset != "shapes":
+        raise ConfigError(f"--task {task} trains on the generated scenes; use --dataset shapes, not {args.dataset!r}")
+    entry = registry.get_entry(args.model)
+    if entry.model_class is not model_class:
+        raise ConfigError(f"--task {task} needs a {task} model, not {entry.name} ({entry.task}); "
+                          f"try --model {default_model}")
+
+
 def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mean, exp(logvar)) || N(0, I)) per latent element, averaged."""
     return 0.5 * (mean.float() ** 2 + logvar.float().exp() - 1.0 - logvar.float()).mean()
@@ -66,13 +76,7 @@ class AutoencoderTrainer(Trainer):
 
     def setup_task(self) -> None:
         a = self.args
-        if a.dataset != "shapes":
-            raise ConfigError(f"--task autoencoder trains on the generated scenes; use --dataset shapes, "
-                              f"not {a.dataset!r}")
-        entry = registry.get_entry(a.model)
-        if entry.model_class is not AutoencoderKL:
-            raise ConfigError(f"--task autoencoder needs an autoencoder, not {entry.name} ({entry.task}); "
-                              f"try --model {DEFAULTS['model']}")
+        check_scenes_task(a, "autoencoder", AutoencoderKL, DEFAULTS["model"])
         self.model = registry.create_model(a.model, **(a.model_kwargs or {})).to(self.device)
         size = self.model.config.sample_size
         train_images, _ = scene_tensors("train", a.train_subset, img_size=size)

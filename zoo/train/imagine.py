@@ -20,8 +20,9 @@ from vision.caption_data import CaptionVocab, pad_captions
 from vision.imagine_data import grid, scene_tensors, to_pil, to_signed
 from vision.text_to_image import TextToImage
 from zoo import registry
+from zoo.shipped import SHIPPED_IMAGINE
 from zoo.train import checkpoint, report
-from zoo.train.autoencoder import Pairs, make_loader
+from zoo.train.autoencoder import Pairs, check_scenes_task, make_loader
 from zoo.train.engine import Trainer
 from zoo.train.imagine_inference import draw, imagine_meta
 from zoo.train.readback import SceneReader
@@ -70,18 +71,16 @@ class ImagineTrainer(Trainer):
 
     def setup_task(self) -> None:
         a = self.args
-        if a.dataset != "shapes":
-            raise ConfigError(f"--task text-to-image trains on the generated scenes; use --dataset shapes, "
-                              f"not {a.dataset!r}")
-        entry = registry.get_entry(a.model)
-        if entry.model_class is not TextToImage:
-            raise ConfigError(f"--task text-to-image needs a text-to-image model, not {entry.name} ({entry.task}); "
-                              f"try --model {DEFAULTS['model']}")
-        if not a.autoencoder:
+        check_scenes_task(a, "text-to-image", TextToImage, DEFAULTS["model"])
+        autoencoder_run = a.autoencoder or (SHIPPED_IMAGINE if SHIPPED_IMAGINE.is_dir() else None)
+        if autoencoder_run is None:
             raise ConfigError("--task text-to-image diffuses the latents of a trained autoencoder: pass "
                               "--autoencoder RUN_DIR (from `zoo train --task autoencoder`)")
-        config = registry.apply_overrides(entry, dict(a.model_kwargs or {}))
-        autoencoder, ae_name = load_autoencoder(a.autoencoder, self.device)
+        if not a.autoencoder:
+            self.log(f"latent space: the autoencoder of the shipped model ({autoencoder_run}); "
+                     "--autoencoder RUN_DIR for another")
+        config = registry.apply_overrides(registry.get_entry(a.model), dict(a.model_kwargs or {}))
+        autoencoder, ae_name = load_autoencoder(autoencoder_run, self.device)
         if ae_name != config.autoencoder:
             raise ConfigError(f"{a.model} diffuses the latents of {config.autoencoder}, but --autoencoder holds "
                               f"a {ae_name}; pass a {config.autoencoder} run")
@@ -115,7 +114,7 @@ class ImagineTrainer(Trainer):
 
     def compute_loss(self, latents: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         if self.train_model.training:  # the empty prompt for a share of the rows
-            dropped = torch.rand(len(tokens)) < PROMPT_DROPOUT
+            dropped = torch.rand(len(tokens), device=tokens.device) < PROMPT_DROPOUT
             null = torch.full_like(tokens[0], self.vocab.pad_id)
             null[:2] = torch.tensor([self.vocab.bos_id, self.vocab.eos_id])
             tokens = torch.where(dropped[:, None], null, tokens)
