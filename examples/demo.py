@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+from zoo.cli_imagine import slug
+
 ROOT = Path(__file__).resolve().parents[1]
 NUMBERS_STEPS = 100  # the shipped translator trained 1,000; a tenth keeps the demo's step to seconds
 
@@ -54,6 +56,13 @@ def main() -> None:
     step("Caption them with the captioner the repo ships (trained by `zoo train --task caption`), drawing "
          "where each word looked", python, "-m", "zoo", "caption", *scenes,
          "--checkpoint", "examples/caption/captioner_tiny_shapes", "--attention-map", "output/demo/attention.png")
+    prompts = ["a red circle left of a blue square", "a green triangle above a yellow cross", "an orange diamond"]
+    step("Draw scenes from prompts with the text-to-image model the repo ships (a DiT over autoencoder latents, "
+         "trained by examples/imagine/make_weights.py)", python, "-m", "zoo", "imagine", *prompts,
+         "--num_images", "2", "--seed", "0", "--output", "output/demo/imagine")
+    drawn = [f"output/demo/imagine/{k:03d}-{slug(p)}.png" for k, p in enumerate(p for p in prompts for _ in "ab")]
+    step("Read them back with the shipped captioner (the grid is output/demo/imagine/grid.png)",
+         python, "-m", "zoo", "caption", *drawn, "--checkpoint", "examples/caption/captioner_tiny_shapes")
     step("Sentence embeddings with the real all-MiniLM-L6-v2 weights",
          python, "-m", "zoo", "embed", "A man is eating food.", "A man is eating a piece of bread.",
          "A monkey is playing drums.")
