@@ -116,3 +116,15 @@ def openai_whisper_model():
     model = whisper.model.Whisper(whisper.model.ModelDimensions(**dataclasses.asdict(config)))
     model.load_state_dict({k: v.float() for k, v in state.items()})
     return model.eval()
+
+
+def report_ratio(title: str, unit: str, per_call: int, times: dict, peer: str, extra: str = "") -> None:
+    """One line: the rates of zoo and `peer` in their best repetition (times: name -> seconds per call of each
+    repetition), and the ratio zoo / peer of the best and of the median repetitions (above 1: zoo is faster)."""
+    import statistics
+
+    best = {name: min(t) for name, t in times.items()}
+    median = {name: statistics.median(t) for name, t in times.items()}
+    print(f"{title}: zoo {per_call / best['zoo']:.4g} {unit}, {peer} {per_call / best[peer]:.4g} {unit}, "
+          f"ratio zoo/{peer} {best[peer] / best['zoo']:.3f} (best), {median[peer] / median['zoo']:.3f} (median)"
+          + (f"  ({extra})" if extra else ""), flush=True)

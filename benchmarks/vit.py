@@ -13,7 +13,6 @@ the load average and the ratios zoo / timm (above 1 means zoo is faster).
 """
 
 import argparse
-import statistics
 import time
 
 import timm
@@ -21,7 +20,7 @@ import torch
 from torch.nn import functional as F
 
 import zoo
-from benchmarks.common import describe_device, interleaved, load_average, set_threads
+from benchmarks.common import describe_device, interleaved, load_average, report_ratio, set_threads
 from shared.inference import prepare_for_inference
 from vision.convert import from_timm
 
@@ -56,7 +55,8 @@ def bench_inference(device, args) -> None:
         with torch.inference_mode(), autocast(device, args.amp):
             diff = (ours(x).float() - reference(x).float()).abs().max().item()
             result = compare({"zoo": lambda: ours(x), "timm": lambda: reference(x)}, device, args, args.iters)
-        report(f"inference vit_small_patch16_224 batch {batch}", "images/s", batch, result, diff)
+        report_ratio(f"inference vit_small_patch16_224 batch {batch}", "images/s", batch, result, "timm",
+                     f"max |logit diff| {diff:.1e}")
 
 
 def bench_training(device, args) -> None:
@@ -83,16 +83,8 @@ def bench_training(device, args) -> None:
         diff = (ours(x).float() - reference(x).float()).abs().max().item()
         ours.train(), reference.train()
     result = compare({"zoo": step_fn(ours), "timm": step_fn(reference)}, device, args, max(1, args.iters // 2))
-    report(f"training step vit_tiny_patch4_32 batch {args.train_batch}", "steps/s", 1, result, diff)
-
-
-def report(title: str, unit: str, per_call: int, result: dict, diff: float) -> None:
-    """Rates of the best repetition, and the ratio zoo / timm of the best and of the median repetitions."""
-    best = {name: min(t) for name, t in result.items()}
-    median = {name: statistics.median(t) for name, t in result.items()}
-    print(f"{title}: zoo {per_call / best['zoo']:.4g} {unit}, timm {per_call / best['timm']:.4g} {unit}, "
-          f"ratio zoo/timm {best['timm'] / best['zoo']:.3f} (best), {median['timm'] / median['zoo']:.3f} (median)"
-          f"  (max |logit diff| {diff:.1e})", flush=True)
+    report_ratio(f"training step vit_tiny_patch4_32 batch {args.train_batch}", "steps/s", 1, result, "timm",
+                 f"max |logit diff| {diff:.1e}")
 
 
 def main() -> None:
