@@ -51,7 +51,8 @@ def run_imagine(args) -> int:
         path.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
         print(path)
     grid_path = out / "grid.png"
-    grid(images, columns=min(len(images), max(args.num_images, 4))).save(grid_path)
+    # a row per prompt when each has several images, else rows of up to 4
+    grid(images, columns=args.num_images if args.num_images > 1 else min(len(images), 4)).save(grid_path)
     print(f"grid: {grid_path}", file=sys.stderr)
     return 0
 
