@@ -128,3 +128,14 @@ def report_ratio(title: str, unit: str, per_call: int, times: dict, peer: str, e
     print(f"{title}: zoo {per_call / best['zoo']:.4g} {unit}, {peer} {per_call / best[peer]:.4g} {unit}, "
           f"ratio zoo/{peer} {best[peer] / best['zoo']:.3f} (best), {median[peer] / median['zoo']:.3f} (median)"
           + (f"  ({extra})" if extra else ""), flush=True)
+
+
+def add_timing_arguments(parser, warmup: int) -> None:
+    """--device, --threads, --warmup and --reps, as every alternating-timing benchmark takes them."""
+    import torch
+
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: the allowed cores that no other work keeps busy)")
+    parser.add_argument("--warmup", type=int, default=warmup)
+    parser.add_argument("--reps", type=int, default=7, help="timed repetitions; best and median are reported")

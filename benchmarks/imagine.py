@@ -21,7 +21,14 @@ import time
 import diffusers
 import torch
 
-from benchmarks.common import describe_device, interleaved, load_average, report_ratio, set_threads
+from benchmarks.common import (
+    add_timing_arguments,
+    describe_device,
+    interleaved,
+    load_average,
+    report_ratio,
+    set_threads,
+)
 from shared.diffusion import DDIMSampler, NoiseSchedule, guidance, sample
 from shared.inference import prepare_for_inference
 from vision.convert_dit import convert_dit, dit_config_from_diffusers
@@ -109,11 +116,7 @@ def check(ours: DiT, reference, noise: torch.Tensor, labels: torch.Tensor, steps
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: the allowed cores that no other work keeps busy)")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--reps", type=int, default=7, help="timed repetitions; best and median are reported")
+    add_timing_arguments(parser, warmup=2)
     parser.add_argument("--batch", type=int, default=8, help="images per sampling run (twice the rows with guidance)")
     parser.add_argument("--steps", type=int, default=20, help="DDIM steps")
     parser.add_argument("--layers", type=int, default=12)

@@ -20,7 +20,14 @@ import torch
 from torch.nn import functional as F
 
 import zoo
-from benchmarks.common import describe_device, interleaved, load_average, report_ratio, set_threads
+from benchmarks.common import (
+    add_timing_arguments,
+    describe_device,
+    interleaved,
+    load_average,
+    report_ratio,
+    set_threads,
+)
 from shared.inference import prepare_for_inference
 from vision.convert import from_timm
 
@@ -89,11 +96,7 @@ def bench_training(device, args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: the allowed cores that no other work keeps busy)")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--reps", type=int, default=7, help="timed repetitions; best and median are reported")
+    add_timing_arguments(parser, warmup=3)
     parser.add_argument("--iters", type=int, default=4, help="calls per repetition")
     parser.add_argument("--train-batch", type=int, default=128)
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast")
