@@ -42,6 +42,34 @@ class T5Config:
     decoder_start_id: int = 0
 
 
+def stack_config(config: T5Config, n_layers: int, decoder: bool) -> TransformerConfig:
+    """T5's encoder (decoder=False) or decoder stack."""
+    return TransformerConfig(
+        dim=config.dim, n_layers=n_layers, n_heads=config.n_heads, head_dim=config.head_dim,
+        mlp_hidden=config.mlp_hidden, activation=config.activation, gated_mlp=config.gated_mlp, norm="rmsnorm",
+        norm_eps=config.norm_eps, norm_first=True, final_norm=True, bias=False, attn_scale=1.0,
+        dropout=config.dropout, attn_dropout=config.dropout, causal=decoder, cross_attention=decoder)
+
+
+def relative_bias(config: T5Config, bidirectional: bool) -> RelativePositionBias:
+    """The bucketed relative position bias a T5 stack shares between its layers."""
+    return RelativePositionBias(config.n_heads, config.num_buckets, config.max_distance, bidirectional=bidirectional)
+
+
+def init_weights(model: nn.Module, config: T5Config, stacks) -> None:
+    """T5's scheme: each projection's std is 1/√fan_in, the embedding is N(0, 1), and the query also absorbs
+    the 1/√d_k that T5's attention leaves out."""
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=module.in_features ** -0.5)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=1.0)
+    for stack in stacks:
+        for block in stack.blocks:
+            for attn in filter(None, (block.attn, block.cross_attn)):
+                nn.init.normal_(attn.q_proj.weight, std=(config.dim * config.head_dim) ** -0.5)
+
+
 class T5Head(nn.Module):
     """Dropout, optional rescale, then the vocabulary projection: (B, T, D) -> (B, T, V).
 
@@ -74,44 +102,19 @@ class T5(GenerationMixin, PretrainedMixin, nn.Module):
         super().__init__()
         self.config = config
 
-        def stack_config(n_layers: int, decoder: bool) -> TransformerConfig:
-            return TransformerConfig(
-                dim=config.dim, n_layers=n_layers, n_heads=config.n_heads, head_dim=config.head_dim,
-                mlp_hidden=config.mlp_hidden, activation=config.activation, gated_mlp=config.gated_mlp,
-                norm="rmsnorm", norm_eps=config.norm_eps, norm_first=True, final_norm=True, bias=False,
-                attn_scale=1.0, dropout=config.dropout, attn_dropout=config.dropout, causal=decoder,
-                cross_attention=decoder)
-
-        def bias(bidirectional: bool) -> RelativePositionBias:
-            return RelativePositionBias(config.n_heads, config.num_buckets, config.max_distance,
-                                        bidirectional=bidirectional)
-
         embed = TextEmbedding(config.vocab_size, config.dim, positions=None, dropout=config.dropout)
-        self.encoder = build_stack(stack_config(config.n_encoder_layers, False), position_bias=bias(True))
+        self.encoder = build_stack(stack_config(config, config.n_encoder_layers, False),
+                                   position_bias=relative_bias(config, True))
         self.encoder_dropout = nn.Dropout(config.dropout)
         tied = config.tie_embeddings
         head = T5Head(LMHead(config.dim, config.vocab_size, tied=embed.token if tied else None),
                       scale=config.dim ** -0.5 if tied else 1.0, dropout=config.dropout)
-        self.decoder = TextDecoder(embed, build_stack(stack_config(config.n_decoder_layers, True),
-                                                      position_bias=bias(False)), head)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """T5's scheme: each projection's std is 1/√fan_in, the embedding is N(0, 1)."""
-        c = self.config
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, std=module.in_features ** -0.5)
-            elif isinstance(module, nn.Embedding):
-                nn.init.normal_(module.weight, std=1.0)
-        # the query also absorbs the 1/√d_k that T5's attention leaves out
-        for stack in (self.encoder, self.decoder.stack):
-            for block in stack.blocks:
-                for attn in filter(None, (block.attn, block.cross_attn)):
-                    nn.init.normal_(attn.q_proj.weight, std=(c.dim * c.head_dim) ** -0.5)
+        self.decoder = TextDecoder(embed, build_stack(stack_config(config, config.n_decoder_layers, True),
+                                                      position_bias=relative_bias(config, False)), head)
+        init_weights(self, config, (self.encoder, self.decoder.stack))
         lm_head = self.decoder.head.lm_head
         if lm_head.weight is not None:
-            nn.init.normal_(lm_head.weight, std=c.dim ** -0.5)
+            nn.init.normal_(lm_head.weight, std=config.dim ** -0.5)
 
     @property
     def embed(self) -> TextEmbedding:
@@ -144,3 +147,22 @@ class T5(GenerationMixin, PretrainedMixin, nn.Module):
                             device=input_ids.device)
         cache = self.init_cache(input_ids.shape[0], 1 + max_new_tokens, memory=memory, memory_mask=mask)
         return prompt, cache
+
+
+class T5Encoder(nn.Module):
+    """T5's encoder alone, as text-conditioned models use it (MusicGen): tokens (B, S), mask (B, S) of the real
+    tokens -> states (B, S, D) after the final norm. Its own embedding; T5's keys without the decoder."""
+
+    def __init__(self, config: T5Config):
+        super().__init__()
+        self.config = config
+        self.embed = TextEmbedding(config.vocab_size, config.dim, positions=None, dropout=config.dropout)
+        self.encoder = build_stack(stack_config(config, config.n_encoder_layers, False),
+                                   position_bias=relative_bias(config, True))
+        self.dropout = nn.Dropout(config.dropout)
+        init_weights(self, config, (self.encoder,))
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if tokens.dim() != 2:
+            raise InputError(f"T5's encoder takes token ids of shape (batch, length), not {tuple(tokens.shape)}")
+        return self.dropout(self.encoder(self.embed(tokens), mask=mask))
