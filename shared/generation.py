@@ -14,6 +14,7 @@ import torch
 from torch.nn import functional as F
 
 from shared.cache import Cache
+from shared.diffusion import guidance
 
 Processor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -74,6 +75,23 @@ class Sample:
             self._generator = torch.Generator(device=logits.device).manual_seed(self.seed)
         probs = self.filter(logits).softmax(dim=-1)
         return torch.multinomial(probs, 1, generator=self._generator).squeeze(-1)
+
+
+class Guided:
+    """Classifier-free guidance around a Decodable: each step feeds the rows (B, T) twice, once with their
+    condition and once with the null condition, in one batch, and returns uncond + scale·(cond − uncond)
+    (B, T, V), so any selector and processor sees ordinary logits. The cache, built by the caller, holds the
+    conditioned rows first and their null twins after them (e.g. zero encoder memory)."""
+
+    def __init__(self, model: Decodable, scale: float):
+        self.model, self.scale = model, scale
+
+    def init_cache(self, batch_size: int, max_len: int) -> Cache:
+        raise RuntimeError("a guided model needs a cache holding both conditions; pass it to generate()")
+
+    def logits(self, tokens: torch.Tensor, cache: Cache) -> torch.Tensor:
+        cond, uncond = self.model.logits(torch.cat([tokens, tokens]), cache).chunk(2)
+        return guidance(uncond, cond, self.scale)
 
 
 @dataclass
