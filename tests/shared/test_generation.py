@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from shared.cache import Cache
-from shared.generation import BeamSearch, Greedy, Sample, generate
+from shared.generation import BeamSearch, Greedy, Guided, Sample, generate
 from shared.heads import LMHead
 from shared.positions import LearnedPositions
 from shared.transformer import TransformerConfig, build_stack
@@ -142,3 +142,26 @@ def test_greedy_sum_logprobs_match_the_model():
     logprobs = torch.log_softmax(model(out.tokens), -1)[0, 1:-1]
     expected = logprobs.gather(-1, out.tokens[0, 2:, None]).sum()
     torch.testing.assert_close(out.sum_logprobs[0], expected, atol=1e-5, rtol=0)
+
+
+class TwoConditions:
+    """A decodable toy whose rows 0..B-1 see the condition and rows B..2B-1 the null one (fixed logits)."""
+
+    def __init__(self, cond: torch.Tensor, uncond: torch.Tensor):
+        self.cond, self.uncond = cond, uncond
+
+    def logits(self, tokens, cache):  # (2B, T) -> (2B, T, V)
+        B = tokens.shape[0] // 2
+        rows = torch.cat([self.cond.expand(B, -1), self.uncond.expand(B, -1)])
+        return rows[:, None].expand(-1, tokens.shape[1], -1)
+
+
+def test_guided_mixes_the_conditioned_and_null_rows():
+    cond, uncond = torch.tensor([[0.0, 1.0, 2.0]]), torch.tensor([[0.0, 2.0, 0.5]])
+    model = TwoConditions(cond, uncond)
+    tokens = torch.zeros(2, 1, dtype=torch.long)
+    assert torch.allclose(Guided(model, 3.0).logits(tokens, None), (uncond + 3.0 * (cond - uncond)).expand(2, 1, 3))
+    assert torch.equal(Guided(model, 1.0).logits(tokens, None), cond.expand(2, 1, 3))
+    # scale 0 is the null rows alone: their favourite token, 1, where the condition prefers 2
+    out = generate(Guided(model, 0.0), tokens, 1, cache=Cache(1, 2))
+    assert out.tokens[:, -1].tolist() == [1, 1]
