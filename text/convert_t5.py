@@ -47,8 +47,8 @@ def config_from_hf(hf: dict) -> T5Config:
         decoder_start_id=hf.get("decoder_start_token_id", 0))
 
 
-def _stack_table(theirs: str, ours: str, decoder: bool, gated: bool) -> dict:
-    """HF key -> zoo key for one stack ("encoder" or "decoder") of blocks."""
+def stack_table(theirs: str, ours: str, decoder: bool, gated: bool) -> dict:
+    """HF key -> zoo key for one stack ("encoder" or "decoder") of blocks (MusicGen reuses the encoder's)."""
     layer, block = f"{theirs}.block.{{}}.layer", f"{ours}.blocks.{{}}"
     attention = [("attn", "attn_norm", "0.SelfAttention", "0.layer_norm")]
     if decoder:
@@ -86,8 +86,8 @@ def convert_t5(hf_state: dict[str, torch.Tensor], config: T5Config,
         "shared.weight": "decoder.embed.token.weight",
         **dict.fromkeys(EMBED_ALIASES, drop()),
         "lm_head.weight": drop() if config.tie_embeddings else "decoder.head.lm_head.weight",
-        **_stack_table("encoder", "encoder", False, config.gated_mlp),
-        **_stack_table("decoder", "decoder.stack", True, config.gated_mlp),
+        **stack_table("encoder", "encoder", False, config.gated_mlp),
+        **stack_table("decoder", "decoder.stack", True, config.gated_mlp),
     }
     return convert_state(state, table, source=source, expected=model_keys(T5, config), ignore=IGNORED)
 

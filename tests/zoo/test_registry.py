@@ -32,6 +32,9 @@ INPUTS = {
     "text-to-image": lambda c: (torch.randn(2, c.autoencoder_config.latent_channels,
                                             *(2 * [c.image_size // c.autoencoder_config.downsample])),
                                 torch.tensor([3.0, 700.0]), _tokens(c.vocab_size, (2, 5))),
+    # prompt tokens, their mask (all real), decoder input steps (codes and the start/pad id)
+    "musicgen": lambda c: (_tokens(c.text_vocab_size, (2, 5)), None,
+                           torch.randint(0, c.codebook_size + 1, (2, c.num_codebooks, 6))),
 }
 
 TEST_MODELS = zoo.list_models("*_test")
