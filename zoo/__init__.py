@@ -5,6 +5,7 @@
     model = zoo.create_model("transformer_test")
 """
 
+from zoo.compose import compose
 from zoo.embedding import embed
 from zoo.errors import ConfigError, InputError, WeightsError, ZooError
 from zoo.imagine import imagine
@@ -14,6 +15,6 @@ from zoo.serialization import load_pretrained
 # A function, not the submodule: the audio stack behind it is imported on first call.
 from zoo.transcribe import transcribe
 
-__all__ = ["create_model", "list_models", "model_info", "load_pretrained", "embed", "transcribe", "imagine", "ZooError",
-           "ConfigError", "InputError", "WeightsError"]
+__all__ = ["create_model", "list_models", "model_info", "load_pretrained", "embed", "transcribe", "imagine", "compose",
+           "ZooError", "ConfigError", "InputError", "WeightsError"]
 

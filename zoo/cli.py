@@ -4,10 +4,20 @@ import argparse
 import sys
 
 from shared.errors import ZooError
-from zoo import cli_caption, cli_embed, cli_generate, cli_imagine, cli_models, cli_serve, cli_train, cli_transcribe
+from zoo import (
+    cli_caption,
+    cli_compose,
+    cli_embed,
+    cli_generate,
+    cli_imagine,
+    cli_models,
+    cli_serve,
+    cli_train,
+    cli_transcribe,
+)
 
 COMMAND_MODULES = [cli_models, cli_embed, cli_train, cli_transcribe, cli_generate, cli_caption, cli_imagine,
-                   cli_serve]
+                   cli_compose, cli_serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

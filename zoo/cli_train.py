@@ -37,18 +37,19 @@ def resolve_train_args(explicit: argparse.Namespace) -> argparse.Namespace:
 
 # --task -> the module whose DEFAULTS replace the classification ones (and whose Trainer runs it)
 TASK_DEFAULTS = {"caption": "zoo.train.caption", "autoencoder": "zoo.train.autoencoder",
-                 "text-to-image": "zoo.train.imagine"}
+                 "text-to-image": "zoo.train.imagine", "text-to-music": "zoo.train.compose"}
 
 
 def train_tasks() -> dict[str, type]:
     """--task -> the Trainer that runs it: the engine's own for classification, a subclass for another task."""
     from zoo.train.autoencoder import AutoencoderTrainer
     from zoo.train.caption import CaptionTrainer
+    from zoo.train.compose import ComposeTrainer
     from zoo.train.engine import Trainer
     from zoo.train.imagine import ImagineTrainer
 
     return {"classification": Trainer, "caption": CaptionTrainer, "autoencoder": AutoencoderTrainer,
-            "text-to-image": ImagineTrainer}
+            "text-to-image": ImagineTrainer, "text-to-music": ComposeTrainer}
 
 
 def train(args: argparse.Namespace):

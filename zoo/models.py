@@ -7,7 +7,10 @@ from dataclasses import dataclass
 
 import torch
 
+from audio import music_recipes
 from audio import recipes as audio_recipes
+from audio.convert_musicgen import load_hf_musicgen
+from audio.musicgen import MusicGen
 from audio.weights import load_whisper_weights
 from audio.whisper import Whisper
 from text import recipes as text_recipes
@@ -28,7 +31,7 @@ from vision.convert_dit import load_dit_weights
 from vision.dit import DiT
 from vision.text_to_image import TextToImage
 from vision.vit import VisionTransformer
-from zoo.shipped import SHIPPED_IMAGINE
+from zoo.shipped import SHIPPED_COMPOSER, SHIPPED_IMAGINE
 from zoo.train.checkpoint import load_trained
 from zoo.weights import Source, WeightSpec, folder_source, hf_cache_source, package_source
 
@@ -162,3 +165,17 @@ register_family("dit", "class-conditional-image-generation", DiT, dit_recipes.DI
                                           load=load_dit_weights, hint=dit_recipes.WEIGHTS_HINT,
                                           preprocessing=dit_recipes.preprocessing(config))
                          for name, config in dit_recipes.DIT.items()})
+
+MUSICGEN_WEIGHTS = {name: WeightSpec(sources=(hf_cache_source(repo),), load=load_hf_musicgen,
+                                     hint=music_recipes.WEIGHTS_HINT,
+                                     preprocessing={"sample_rate": 32000, "frame_rate": 50,
+                                                    "tokenizer": "T5's tokenizer.json in the weights folder"})
+                    for name, repo in music_recipes.HF_REPOS.items()}
+MUSICGEN_WEIGHTS["musicgen_melodies"] = WeightSpec(
+    sources=(folder_source(SHIPPED_COMPOSER, "shipped in examples/compose"),),
+    load=lambda path, model: load_trained(path, model, "text-to-music"),
+    hint="the weights ship in examples/compose/musicgen_melodies of a source checkout; or pass a "
+         "`zoo train --task text-to-music` run folder",
+    preprocessing={"sample_rate": 16000, "frame_rate": 50, "tokenizer": "the melodies grammar's words (meta.json)"})
+register_family("musicgen", "text-to-music", MusicGen, music_recipes.MUSICGEN, aliases=music_recipes.ALIASES,
+                weights=MUSICGEN_WEIGHTS)

@@ -31,9 +31,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Add every training flag to `p` (defaults: the digits recipe)."""
     g = p.add_argument_group("model and data")
     g.add_argument("--task", default="classification",
-                   choices=("classification", "caption", "autoencoder", "text-to-image"),
-                   help="what to train: an image classifier, a captioner, the autoencoder of text-to-image, or "
-                        "text-to-image (the last three default to their shapes recipes)")
+                   choices=("classification", "caption", "autoencoder", "text-to-image", "text-to-music"),
+                   help="what to train: an image classifier, a captioner, the autoencoder of text-to-image, "
+                        "text-to-image (these three default to their shapes recipes) or text-to-music (the melodies "
+                        "recipe)")
     g.add_argument("--autoencoder", default=None, metavar="RUN_DIR",
                    help="text-to-image: the `--task autoencoder` run (or a text-to-image run, for its autoencoder) "
                         "whose latents the model learns to draw (default: the shipped model's)")
