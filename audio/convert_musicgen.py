@@ -6,10 +6,8 @@ One folder holds three models and a projection: `text_encoder.*` (T5's encoder u
 `audio_encoder.*` (EnCodec, converted by audio/convert_encodec.py). Neither side stores the decoder's sinusoidal
 positions: both compute the same table.
 
-The codec: a MusicGenConfig names its codec (audio.music_codecs.CODECS). A folder whose EnCodec is one of the
-named ones gets that name. Any other EnCodec is built from the folder's own audio_encoder config by
-`load_hf_musicgen`, which puts it in place of the model's codec before loading the weights; the config then
-names a codec with the same codebooks (the token grid the decoder reads and writes) as a stand-in.
+The codec: a MusicGenConfig names its codec (audio.music_codecs.CODECS), and a folder's EnCodec must be one of
+the named ones (MusicGen's checkpoints all use encodec_32khz).
 """
 
 import functools
@@ -51,30 +49,23 @@ def _section(config: dict, name: str) -> dict:
 
 
 @functools.cache
-def _named_codecs() -> dict[str, tuple[EncodecConfig | None, tuple[int, int]]]:
-    """name -> (its EncodecConfig, or None for another kind of codec; (codebooks, codebook size))."""
+def _named_codecs() -> dict[str, EncodecConfig | None]:
+    """name -> its EncodecConfig (None for another kind of codec)."""
     named = {}
     for name, build in CODECS.items():
-        with torch.device("meta"):  # only the config and the grid: no memory, no initialisation time
+        with torch.device("meta"):  # only the config: no memory, no initialisation time
             codec = build()
-        named[name] = (codec.config if isinstance(codec, Encodec) else None,
-                       (codec.num_codebooks, codec.codebook_size))
+        named[name] = codec.config if isinstance(codec, Encodec) else None
     return named
 
 
 def codec_name(codec: EncodecConfig) -> str:
-    """The named codec that is `codec`, else the first named one with the same codebooks (a stand-in that
-    load_hf_musicgen replaces by the folder's own EnCodec); ConfigError when none has them."""
-    named = _named_codecs()
-    for name, (config, _) in named.items():
+    """The name of the zoo codec that is `codec`; ConfigError when none is."""
+    for name, config in _named_codecs().items():
         if config == codec:
             return name
-    grid = (codec.num_quantizers, codec.codebook_size)
-    for name, (_, codebooks) in named.items():
-        if codebooks == grid:
-            return name
-    raise ConfigError(f"MusicGen config: no zoo codec has {grid[0]} codebooks of {grid[1]} codes; "
-                      f"add one to audio.music_codecs.CODECS")
+    raise ConfigError(f"MusicGen config: its EnCodec ({codec}) is none of zoo's named codecs; add it to "
+                      "audio.music_codecs.CODECS")
 
 
 def musicgen_config_from_hf(config: dict, codec: str | None = None) -> MusicGenConfig:
@@ -137,14 +128,12 @@ def musicgen_table() -> dict:
 
 
 def convert_musicgen_state(hf_state: dict[str, torch.Tensor], config: MusicGenConfig,
-                           source: str = "MusicGen checkpoint", codec: EncodecConfig | None = None
-                           ) -> dict[str, torch.Tensor]:
+                           source: str = "MusicGen checkpoint") -> dict[str, torch.Tensor]:
     """A transformers MusicgenForConditionalGeneration state dict -> a zoo MusicGen state dict; one
-    WeightsError for any mismatch. `codec`: the audio encoder's config (default: the named codec's)."""
+    WeightsError for any mismatch."""
+    codec = _named_codecs()[config.codec]
     if codec is None:
-        codec = _named_codecs()[config.codec][0]
-        if codec is None:
-            raise ConfigError(f"{source}: MusicGen checkpoints carry EnCodec; codec {config.codec!r} is not one")
+        raise ConfigError(f"{source}: MusicGen checkpoints carry EnCodec; codec {config.codec!r} is not one")
     state = dict(hf_state)
     require_equal(state, EMBED_ALIAS, EMBED, source=source, why="T5's encoder reads one embedding")
     if EMBED not in state and EMBED_ALIAS in state:  # a file may keep only one name of the tied pair
@@ -155,29 +144,16 @@ def convert_musicgen_state(hf_state: dict[str, torch.Tensor], config: MusicGenCo
     return out | convert_encodec_state(audio, codec, source, src="audio_encoder.", dst="codec.")
 
 
-def _use_codec(model: MusicGen, codec: EncodecConfig, source: str) -> None:
-    """Put an EnCodec of `codec` in place of the model's codec, unless the model's already is one."""
-    if getattr(model.codec, "config", None) == codec:
-        return
-    grid, decoder = (codec.num_quantizers, codec.codebook_size), (model.config.num_codebooks,
-                                                                    model.config.codebook_size)
-    if grid != decoder:
-        raise WeightsError(f"{source}: its EnCodec has {grid[0]} codebooks of {grid[1]} codes, the model's decoder "
-                           f"{decoder[0]} of {decoder[1]}; {HINT}")
-    reference = next(model.decoder.parameters())
-    model.codec = Encodec(codec).to(reference.device, reference.dtype).requires_grad_(False).eval()
-
-
 def load_hf_musicgen(path: str | Path, model: MusicGen) -> MusicGen:
     """Fill `model` in place from a transformers MusicGen folder (config.json and model.safetensors or
-    pytorch_model.bin), strictly: every key and shape must fit. The folder's EnCodec replaces the model's codec
-    when the two differ (see the module docstring)."""
+    pytorch_model.bin), strictly: every key and shape must fit, and the folder's EnCodec must be the model's."""
     path = Path(path)
     folder = path if path.is_dir() else path.parent
     hf = read_json(folder / "config.json", "Hugging Face MusicGen")
-    codec = encodec_config_from_hf(_section(hf, "audio_encoder"))
-    _use_codec(model, codec, str(path))
-    state = convert_musicgen_state(read_state_dict(path), model.config, str(path), codec)
+    if encodec_config_from_hf(_section(hf, "audio_encoder")) != getattr(model.codec, "config", None):
+        raise WeightsError(f"{path}: its EnCodec differs from the model's codec {model.config.codec!r}; build the "
+                           "model from the folder's config with musicgen_from_hf")
+    state = convert_musicgen_state(read_state_dict(path), model.config, str(path))
     return load_checked(model, state, str(path))
 
 

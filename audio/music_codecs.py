@@ -9,8 +9,9 @@ CODECS = {
     "encodec_32khz": lambda: Encodec(EncodecConfig()),
     # zoo's k-means codec over log-magnitude spectra, fitted in a minute on the CPU: 4 x 256 at 50 Hz, 16 kHz
     "spectral_16khz": lambda: SpectralTokenizer(SpectralTokenizerConfig()),
-    # tiny ones for tests
+    # tiny ones for tests (encodec_test: transformers' EncodecConfig defaults at a tiny size)
     "encodec_test": lambda: Encodec(EncodecConfig(sampling_rate=16000, hidden_size=16, num_filters=4,
-                                                  upsampling_ratios=(4, 4), codebook_size=64, num_quantizers=4)),
+                                                  upsampling_ratios=(4, 4), codebook_size=64, num_quantizers=4,
+                                                  use_causal_conv=True, use_conv_shortcut=True)),
     "spectral_test": lambda: SpectralTokenizer(SpectralTokenizerConfig(n_fft=256, hop_length=160, codebook_size=32)),
 }
