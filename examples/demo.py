@@ -63,6 +63,12 @@ def main() -> None:
     drawn = [f"output/demo/imagine/{k:03d}-{slug(p)}.png" for k, p in enumerate(p for p in prompts for _ in "ab")]
     step("Read them back with the shipped captioner (the grid is output/demo/imagine/grid.png)",
          python, "-m", "zoo", "caption", *drawn, "--checkpoint", "examples/caption/captioner_tiny_shapes")
+    tunes = ["a fast falling E minor arpeggio on a bright square", "a slow rising D major scale on a warm organ"]
+    step("Compose music from prompts with the text-to-music model the repo ships (a MusicGen-style decoder over "
+         "k-means audio codes, trained by examples/compose/make_weights.py); a WAV and a spectrogram each",
+         python, "-m", "zoo", "compose", *tunes, "--output", "output/demo/compose.wav")
+    step("Listen with a pitch tracker: the notes each prompt asks for, and the notes in the audio",
+         python, "examples/compose/read_notes.py", *(f"output/demo/compose-{k}.wav" for k in range(len(tunes))))
     step("Sentence embeddings with the real all-MiniLM-L6-v2 weights",
          python, "-m", "zoo", "embed", "A man is eating food.", "A man is eating a piece of bread.",
          "A monkey is playing drums.")

@@ -125,13 +125,16 @@ def save_wav(path: Path, audio, sample_rate: int) -> None:
 
 def save_spectrograms(path: Path, audio: list, titles: list[str], sample_rate: int) -> None:
     """Log-magnitude spectrograms of several clips, one row each, titled, into one PNG (atomically)."""
+    import numpy as np
+
     from zoo.train import checkpoint
     from zoo.train.report import _figure
 
     plt = _figure()
     fig, axes = plt.subplots(len(audio), 1, figsize=(8, 2.2 * len(audio)), squeeze=False)
     for ax, wav, title in zip(axes[:, 0], audio, titles):
-        ax.specgram(wav, Fs=sample_rate, NFFT=1024, noverlap=768, cmap="magma")
+        with np.errstate(divide="ignore"):  # silence is log(0): drawn as the darkest colour
+            ax.specgram(wav, Fs=sample_rate, NFFT=1024, noverlap=768, cmap="magma")
         ax.set_ylim(0, 4000)
         ax.set_title(title, fontsize=9)
         ax.set_ylabel("Hz")
