@@ -34,6 +34,13 @@ class TransformerBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.drop_path = drop_path if drop_path is not None else nn.Identity()
 
+    def residual(self, h: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+        """What a sublayer's output h adds to the stream: gated (adaLN-Zero), then dropped out and path-dropped
+        while training; both are the identity in eval mode, so inference skips their calls."""
+        if gate is not None:
+            h = gate * h
+        return self.drop_path(self.dropout(h)) if self.training else h
+
 
 class PreNormBlock(TransformerBlock):
     """x + f(norm(x)) for each sublayer (GPT-2, ViT, Whisper, T5); x + gate · f(norm(x, cond)) where the norm
@@ -53,22 +60,18 @@ class PreNormBlock(TransformerBlock):
         h, gate = _normed(self.mlp_norm, x, cond)
         return x + self.residual(self.mlp(h), gate)
 
-    def residual(self, h: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
-        """What a sublayer's output h adds to the stream: gated (adaLN-Zero), dropped out, path-dropped."""
-        return self.drop_path(self.dropout(h if gate is None else gate * h))
-
     def forward_with_weights(self, x: torch.Tensor, memory: torch.Tensor | None = None, *,
                              mask: torch.Tensor | None = None, is_causal: bool = False,
                              memory_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         """forward() without a cache, also returning the attention weights: {"self": (B, H, T, T)} and,
         when the block cross-attends, "cross": (B, H, T, S)."""
         h, weights = self.attn.forward_with_weights(self.attn_norm(x), mask=mask, is_causal=is_causal)
-        x = x + self.drop_path(self.dropout(h))
+        x = x + self.residual(h)
         found = {"self": weights}
         if self.cross_attn is not None:
             h, found["cross"] = self.cross_attn.forward_with_weights(self.cross_norm(x), memory, mask=memory_mask)
-            x = x + self.drop_path(self.dropout(h))
-        x = x + self.drop_path(self.dropout(self.mlp(self.mlp_norm(x))))
+            x = x + self.residual(h)
+        x = x + self.residual(self.mlp(self.mlp_norm(x)))
         return x, found
 
 
@@ -81,11 +84,11 @@ class PostNormBlock(TransformerBlock):
         """x (B, T, D) -> (B, T, D). memory (B, S, Dm): what the cross-attention reads, with memory_mask."""
         self_cache, cross_cache = (cache.self_attn, cache.cross_attn) if cache is not None else (None, None)
         h = self.attn(x, mask=mask, is_causal=is_causal, cache=self_cache)
-        x = self.attn_norm(x + self.drop_path(self.dropout(h)))
+        x = self.attn_norm(x + self.residual(h))
         if self.cross_attn is not None:
             h = self.cross_attn(x, memory, mask=memory_mask, cache=cross_cache)
-            x = self.cross_norm(x + self.drop_path(self.dropout(h)))
-        x = self.mlp_norm(x + self.drop_path(self.dropout(self.mlp(x))))
+            x = self.cross_norm(x + self.residual(h))
+        x = self.mlp_norm(x + self.residual(self.mlp(x)))
         return x
 
     def forward_with_weights(self, x: torch.Tensor, memory: torch.Tensor | None = None, *,
@@ -94,10 +97,10 @@ class PostNormBlock(TransformerBlock):
         """forward() without a cache, also returning the attention weights: {"self": (B, H, T, T)} and,
         when the block cross-attends, "cross": (B, H, T, S)."""
         h, weights = self.attn.forward_with_weights(x, mask=mask, is_causal=is_causal)
-        x = self.attn_norm(x + self.drop_path(self.dropout(h)))
+        x = self.attn_norm(x + self.residual(h))
         found = {"self": weights}
         if self.cross_attn is not None:
             h, found["cross"] = self.cross_attn.forward_with_weights(x, memory, mask=memory_mask)
-            x = self.cross_norm(x + self.drop_path(self.dropout(h)))
-        x = self.mlp_norm(x + self.drop_path(self.dropout(self.mlp(x))))
+            x = self.cross_norm(x + self.residual(h))
+        x = self.mlp_norm(x + self.residual(self.mlp(x)))
         return x, found

@@ -59,7 +59,9 @@ class Sample:
 
     def filter(self, logits: torch.Tensor) -> torch.Tensor:
         """Scaled logits with everything outside top-k / top-p set to -inf."""
-        logits = logits.float() / self.temperature
+        logits = logits.float()
+        if self.temperature != 1.0:  # dividing by 1 would only copy
+            logits = logits / self.temperature
         if self.top_k:
             kth = logits.topk(min(self.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
             logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -134,18 +136,23 @@ def generate(model: Decodable, prompt: torch.Tensor, max_new_tokens: int, *, cac
     sum_logprobs = torch.zeros(B, device=prompt.device)
     lengths = torch.zeros(B, dtype=torch.long, device=prompt.device)
     finished = torch.zeros(B, dtype=torch.bool, device=prompt.device)
+    stoppable = stops.numel() > 0  # without stop tokens every row runs to max_new_tokens
     logits = model.logits(prompt, cache)[:, -1]  # prefill: (B, V)
     for step in range(max_new_tokens):
         for process in processors:
             logits = process(logits, tokens)
         next_tokens = selector(logits)  # (B,)
         logprobs = F.log_softmax(logits.float(), dim=-1).gather(-1, next_tokens[:, None]).squeeze(-1)
-        next_tokens = next_tokens.masked_fill(finished, pad_token_id)
-        sum_logprobs += logprobs.masked_fill(finished, 0.0)
-        lengths += (~finished).long()
+        if stoppable:
+            next_tokens = next_tokens.masked_fill(finished, pad_token_id)
+            logprobs = logprobs.masked_fill(finished, 0.0)
+            lengths += (~finished).long()
+            finished |= torch.isin(next_tokens, stops)
+        else:  # no row can finish: nothing to mask
+            lengths += 1
+        sum_logprobs += logprobs
         tokens = torch.cat([tokens, next_tokens[:, None]], dim=1)
-        finished |= torch.isin(next_tokens, stops)
-        if finished.all() or step == max_new_tokens - 1:
+        if step == max_new_tokens - 1 or (stoppable and finished.all()):
             break
         logits = model.logits(next_tokens[:, None], cache)[:, -1]
     return GenerationOutput(tokens, sum_logprobs, lengths)
