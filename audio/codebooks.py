@@ -82,12 +82,13 @@ class ForcePad:
     def __init__(self, pattern: CodebookPattern, frames: int, start: int = 1):
         self.pattern, self.start = pattern, start
         self.valid = pattern.valid(frames)  # (K, S)
+        self.any_pad = (~self.valid).any(dim=0).tolist()  # per step: whether some codebook is padded there
 
     def __call__(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:  # (B·K, V), (B·K, T)
         step = tokens.shape[1] - self.start  # the step whose tokens are being chosen
-        pad_here = ~self.valid[:, step]  # (K,), on the CPU: no device sync
-        if not pad_here.any():
+        if not self.any_pad[step]:  # most steps: a plain list lookup, no tensor op
             return logits
+        pad_here = ~self.valid[:, step]  # (K,), on the CPU: no device sync
         forced = torch.full_like(logits, float("-inf"))
         forced[:, self.pattern.pad] = 0.0
         rows = pad_here.repeat(logits.shape[0] // self.pattern.num_codebooks).to(logits.device)  # (B·K,)

@@ -20,9 +20,12 @@ from torch import nn
 
 from audio.codebooks import PATTERNS, CodebookPattern, ForcePad
 from audio.music_codecs import CODECS
+from shared import masks
 from shared.cache import Cache
 from shared.errors import ConfigError, InputError
 from shared.generation import Guided, Sample, generate
+from shared.inference import prepare_for_inference
+from shared.layout import column_major, column_major_wide_mlps
 from shared.positions import SinusoidalPositions
 from shared.pretrained import PretrainedMixin
 from shared.transformer import TransformerConfig, build_stack
@@ -105,7 +108,8 @@ class CodebookHeads(nn.Module):
 
     def __init__(self, num_codebooks: int, dim: int, codebook_size: int):
         super().__init__()
-        self.heads = nn.ModuleList(nn.Linear(dim, codebook_size, bias=False) for _ in range(num_codebooks))
+        self.heads = nn.ModuleList(column_major(nn.Linear(dim, codebook_size, bias=False))  # see shared.layout
+                                   for _ in range(num_codebooks))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = torch.stack([head(x) for head in self.heads], dim=1)  # (B, K, T, card)
@@ -133,6 +137,7 @@ class MusicGen(PretrainedMixin, nn.Module):
             dim=c.dim, n_layers=c.n_layers, n_heads=c.n_heads, mlp_hidden=c.mlp_hidden, activation="gelu",
             norm_eps=c.norm_eps, bias=False, dropout=c.dropout, attn_dropout=c.dropout, causal=True,
             cross_attention=True))
+        column_major_wide_mlps(stack.blocks)  # read whole at every decoding step: see shared.layout
         positions = SinusoidalPositions(c.max_len, c.dim, table=musicgen_sinusoids(c.max_len, c.dim))
         self.decoder = TextDecoder(CodebookEmbedding(c.num_codebooks, c.codebook_size + 1, c.dim, positions),
                                    stack, CodebookHeads(c.num_codebooks, c.dim, c.codebook_size))
@@ -197,11 +202,15 @@ class MusicGen(PretrainedMixin, nn.Module):
             raise InputError(f"{frames} frames ({frames / self.frame_rate:.2f} s) is outside what this model "
                              f"can generate: 1 to {self.max_frames} frames ({self.max_frames / self.frame_rate:.2f} s)")
         B, K = tokens.shape[0], self.config.num_codebooks
+        prepare_for_inference(self.decoder)  # self-attention's q/k/v in one GEMM; a second call changes nothing
         memory, memory_mask = self.encode_text(tokens, mask)
         guided = guidance_scale != 1.0
         if guided:  # the null prompt's rows (see encode_text) after the prompts' rows, in one batch
             memory = torch.cat([memory, torch.zeros_like(memory)])
             memory_mask = torch.cat([memory_mask, torch.ones_like(memory_mask)])
+        # the additive bias every cross-attention would make of the mask at every step, made once; none when
+        # every prompt token is real (a zero bias changes no score)
+        memory_mask = None if mask is None else masks.to_bias(masks.key_padding(memory_mask), memory.dtype)
         steps = self.pattern.steps(frames)
         cache = self.decoder.init_cache(memory.shape[0], 1 + steps, memory=memory, memory_mask=memory_mask)
         model = _CodebookSteps(Guided(self.decoder, guidance_scale) if guided else self.decoder, progress)
