@@ -36,8 +36,8 @@ def compose(prompts: str | list[str], checkpoint: str | Path | None = None, *, d
 
     duration: seconds (default: the length the model was trained on). Sampling is top-k / top-p with
     temperature (top_k=1: greedy) under classifier-free guidance (guidance_scale 1: none), seeded by `seed`;
-    guidance_scale and top_k default to what the checkpoint recommends (the shipped model: greedy, guidance
-    1.5), else MusicGen's 3 and 250. progress: an optional callable(tokens_fed) after each decoder step.
+    guidance_scale and top_k default to what the checkpoint recommends (the shipped model: greedy, no
+    guidance), else MusicGen's 3 and 250. progress: an optional callable(tokens_fed) after each decoder step.
     """
     from zoo.train.compose_inference import check_sampling, compose_audio
 

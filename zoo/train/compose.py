@@ -32,7 +32,8 @@ DEFAULTS = {"model": "musicgen_melodies", "dataset": "melodies", "epochs": 50, "
             "val_subset": 24, "amp": True, "amp_dtype": "bfloat16"}
 PROMPT_DROPOUT = 0.1  # share of training prompts replaced by the null one (for classifier-free guidance)
 EVAL_SAMPLING = {"guidance_scale": 3.0, "top_k": 250, "seed": 0}  # how each epoch composes: MusicGen's defaults
-CODEC_FIT_CLIPS = 400  # training clips the spectral codec is fitted on
+CODEC_FIT_CLIPS = 400  # training clips the spectral codec is fitted on, at most ...
+CODEC_FIT_SHARE = 20  # ... and at most one in this many, so a small run fits its codec quickly
 EXAMPLES = 4  # WAVs (and spectrograms) saved per epoch
 COLUMNS = ("epoch", "train_loss", "eval_loss", "eval_notes", "eval_exact", "eval_tempo", "lr", "seconds")
 CURVES = {"note accuracy": "eval_notes", "exact melody": "eval_exact", "tempo": "eval_tempo"}
@@ -67,8 +68,9 @@ class ComposeTrainer(Trainer):
             raise ConfigError(f"{a.model}'s codec ({self.model.config.codec}) is not one zoo trains; text-to-music "
                               f"training needs a model on the k-means spectral codec, e.g. {DEFAULTS['model']}")
         prompts, audio = clips("train", a.train_subset or DEFAULTS["train_subset"], a.seed)
-        self.log(f"fitting the spectral codec on {min(CODEC_FIT_CLIPS, len(audio))} clips")
-        codec = fit_spectral_tokenizer(audio[:CODEC_FIT_CLIPS], self.model.codec.config, seed=a.seed)
+        fit = min(CODEC_FIT_CLIPS, max(1, len(audio) // CODEC_FIT_SHARE))
+        self.log(f"fitting the spectral codec on {fit} clips")
+        codec = fit_spectral_tokenizer(audio[:fit], self.model.codec.config, seed=a.seed)
         self.model.codec.load_state_dict(codec.state_dict())
         self.model = self.model.to(self.device)
         self.num_classes = self.model.config.codebook_size
