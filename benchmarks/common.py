@@ -9,6 +9,8 @@ import platform
 import time
 from pathlib import Path
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}  # what --clock times with
+
 
 def load_average() -> str:
     """The 1, 5 and 15 minute load averages: how busy the machine was while a benchmark ran."""

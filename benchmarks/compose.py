@@ -19,7 +19,6 @@ Prints the device, torch threads, the load average and the ratio zoo / transform
 """
 
 import argparse
-import time
 import types
 
 import torch
@@ -28,6 +27,7 @@ import transformers
 from audio.convert_musicgen import convert_musicgen_state, musicgen_config_from_hf
 from audio.musicgen import MusicGen
 from benchmarks.common import (
+    CLOCKS,
     add_timing_arguments,
     describe_device,
     interleaved,
@@ -38,7 +38,6 @@ from benchmarks.common import (
 from shared.generation import Greedy, Sample
 from shared.pretrained import load_checked
 
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 TOP_K, GUIDANCE = 250, 3.0
 ENCODEC_32KHZ = dict(sampling_rate=32000, hidden_size=128, num_filters=64, upsampling_ratios=[8, 5, 4, 4],
                      codebook_size=2048, codebook_dim=128, target_bandwidths=[2.2], use_causal_conv=False,

@@ -16,12 +16,12 @@ zoo / diffusers (above 1 means zoo is faster).
 """
 
 import argparse
-import time
 
 import diffusers
 import torch
 
 from benchmarks.common import (
+    CLOCKS,
     add_timing_arguments,
     describe_device,
     interleaved,
@@ -34,7 +34,6 @@ from shared.inference import prepare_for_inference
 from vision.convert_dit import convert_dit, dit_config_from_diffusers
 from vision.dit import DiT
 
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 GUIDANCE = 4.0  # DiTPipeline's default scale
 NUM_CLASSES = 1000  # DiTPipeline's null class is the hard-coded id 1000: ImageNet's classes
 # diffusers' DDIMScheduler set as shared.diffusion's DDIMSampler computes: linear betas, "leading" timesteps,

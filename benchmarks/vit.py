@@ -13,7 +13,6 @@ the load average and the ratios zoo / timm (above 1 means zoo is faster).
 """
 
 import argparse
-import time
 
 import timm
 import torch
@@ -21,6 +20,7 @@ from torch.nn import functional as F
 
 import zoo
 from benchmarks.common import (
+    CLOCKS,
     add_timing_arguments,
     describe_device,
     interleaved,
@@ -30,8 +30,6 @@ from benchmarks.common import (
 )
 from shared.inference import prepare_for_inference
 from vision.convert import from_timm
-
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def compare(fns: dict, device: torch.device, args, iters: int) -> dict:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from shared.errors import InputError, WeightsError
+from shared.errors import InputError
 from shared.generation import Sample
 
 if TYPE_CHECKING:
@@ -62,17 +62,9 @@ def compose_meta(model_name: str, model_overrides: dict, vocab: CaptionVocab) ->
 def load_composer(path: str | Path, use_ema: bool = True, device: str | None = None) -> LoadedComposer:
     """Rebuild the model a `zoo train --task text-to-music` checkpoint (or a run folder's best) holds."""
     from vision.caption_data import CaptionVocab
-    from zoo import registry
-    from zoo.train import checkpoint, ddp
+    from zoo.train.inference import load_task_model
 
-    folder = checkpoint.find(path)
-    meta = checkpoint.read_meta(folder)
-    if meta.get("task") != "text-to-music" or "vocab" not in meta:
-        raise WeightsError(f"{folder} is not a text-to-music checkpoint (it was trained for "
-                           f"{meta.get('task', 'classification')}); train one with `zoo train --task text-to-music`")
-    model = registry.create_model(meta["model"], **meta.get("model_overrides", {}))
-    used = checkpoint.load_weights(model, folder, ema=use_ema)
-    model = model.to(ddp.pick_device(device)).eval()
+    model, meta, folder, used = load_task_model(path, "text-to-music", use_ema, device)
     return LoadedComposer(model, CaptionVocab.from_dict(meta["vocab"]), meta["model"], folder, used,
                           int(meta.get("frames", model.max_frames)), {**MUSICGEN_SAMPLING, **meta.get("compose", {})})
 

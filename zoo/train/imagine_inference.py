@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared.errors import InputError, WeightsError
+from shared.errors import InputError
 
 if TYPE_CHECKING:
     import torch
@@ -45,17 +45,9 @@ def imagine_meta(model_name: str, model_overrides: dict, vocab: CaptionVocab) ->
 def load_imagine(path: str | Path, use_ema: bool = True, device: str | None = None) -> LoadedImagine:
     """Rebuild the model a `zoo train --task text-to-image` checkpoint (or a run folder's best) holds."""
     from vision.caption_data import CaptionVocab
-    from zoo import registry
-    from zoo.train import checkpoint, ddp
+    from zoo.train.inference import load_task_model
 
-    folder = checkpoint.find(path)
-    meta = checkpoint.read_meta(folder)
-    if meta.get("task") != "text-to-image" or "vocab" not in meta:
-        raise WeightsError(f"{folder} is not a text-to-image checkpoint (it was trained for "
-                           f"{meta.get('task', 'classification')}); train one with `zoo train --task text-to-image`")
-    model = registry.create_model(meta["model"], **meta.get("model_overrides", {}))
-    used = checkpoint.load_weights(model, folder, ema=use_ema)
-    model = model.to(ddp.pick_device(device)).eval()
+    model, meta, folder, used = load_task_model(path, "text-to-image", use_ema, device)
     return LoadedImagine(model, CaptionVocab.from_dict(meta["vocab"]), meta["model"], folder, used)
 
 

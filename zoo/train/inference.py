@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from shared.errors import InputError
+from shared.errors import InputError, WeightsError
 from shared.inference import prepare_for_inference
 from vision.datasets import create_dataset, load_image
 from zoo import registry
@@ -88,3 +88,17 @@ def validate(clf: Classifier, args_override: dict | None = None, batch_size: int
     bad = BadImageCounter(limit=len(dataset), report=lambda message: print(message, file=sys.stderr))
     return evaluate(clf.model, loader, clf.device, nullcontext, len(clf.classes), ddp.Dist(device=clf.device),
                     bad)
+
+
+def load_task_model(path: str | Path, task: str, use_ema: bool = True, device: str | None = None):
+    """(model, meta, folder, weights file) of a `zoo train --task TASK` checkpoint or run folder: the registered
+    model rebuilt with the run's overrides, its weights loaded, in eval mode on `device` (default: cuda when
+    present); a checkpoint of another task is one WeightsError."""
+    folder = checkpoint.find(path)
+    meta = checkpoint.read_meta(folder)
+    if meta.get("task") != task or "vocab" not in meta:
+        raise WeightsError(f"{folder} is not a {task} checkpoint (it was trained for "
+                           f"{meta.get('task', 'classification')}); train one with `zoo train --task {task}`")
+    model = registry.create_model(meta["model"], **meta.get("model_overrides", {}))
+    used = checkpoint.load_weights(model, folder, ema=use_ema)
+    return model.to(ddp.pick_device(device)).eval(), meta, folder, used
