@@ -133,7 +133,7 @@ def report_ratio(title: str, unit: str, per_call: int, times: dict, peer: str, e
 
 
 def add_timing_arguments(parser, warmup: int) -> None:
-    """--device, --threads, --warmup and --reps, as every alternating-timing benchmark takes them."""
+    """--device, --threads, --warmup, --reps and --clock, as every alternating-timing benchmark takes them."""
     import torch
 
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -141,3 +141,6 @@ def add_timing_arguments(parser, warmup: int) -> None:
                         help="torch CPU threads (default: the allowed cores that no other work keeps busy)")
     parser.add_argument("--warmup", type=int, default=warmup)
     parser.add_argument("--reps", type=int, default=7, help="timed repetitions; best and median are reported")
+    parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
+                        help="wall time, or this process's CPU time (steadier on a CPU shared with other "
+                             "jobs; rates are then per busy CPU-second, not per wall second)")

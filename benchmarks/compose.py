@@ -97,9 +97,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="audio per prompt")
     parser.add_argument("--batch", type=int, default=1, help="prompts per run (twice the rows with guidance)")
     parser.add_argument("--prompt-len", type=int, default=12, help="prompt tokens")
-    parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
-                        help="wall time, or this process's CPU time (steadier on a CPU shared with other "
-                             "jobs; rates are then per busy CPU-second, not per wall second)")
     args = parser.parse_args()
     threads = set_threads(args.threads)
     device = torch.device(args.device)

@@ -126,9 +126,6 @@ def main() -> None:
     parser.add_argument("--fuse-qkv", action="store_true",
                         help="run zoo's DiT through shared.inference.prepare_for_inference (one q/k/v GEMM); "
                              "zoo's imagine path does not, and diffusers' DiT has no such step")
-    parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
-                        help="wall time, or this process's CPU time (steadier on a CPU shared with other "
-                             "jobs; rates are then per busy CPU-second, not per wall second)")
     args = parser.parse_args()
     threads = set_threads(args.threads)
     device = torch.device(args.device)

@@ -99,9 +99,6 @@ def main() -> None:
     parser.add_argument("--train-batch", type=int, default=128)
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast")
     parser.add_argument("--only", choices=("inference", "training"), default=None)
-    parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
-                        help="wall time, or this process's CPU time (steadier on a CPU shared with other "
-                             "jobs; rates are then per busy CPU-second, not per wall second)")
     args = parser.parse_args()
     threads = set_threads(args.threads)
     device = torch.device(args.device)
