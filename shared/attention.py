@@ -8,6 +8,7 @@ from torch.nn import functional as F
 
 from shared import masks
 from shared.cache import CrossKV, KVCache
+from shared.layout import Linear
 from shared.positions import RotaryEmbedding
 
 
@@ -41,10 +42,10 @@ class Attention(nn.Module):
         self.dropout = dropout
         self.rotary = rotary
         kv_in = memory_dim or dim
-        self.q_proj = nn.Linear(dim, n_heads * self.head_dim, bias=bias)
-        self.k_proj = nn.Linear(kv_in, self.n_kv_heads * self.head_dim, bias=bias if key_bias is None else key_bias)
-        self.v_proj = nn.Linear(kv_in, self.n_kv_heads * self.head_dim, bias=bias)
-        self.out_proj = nn.Linear(n_heads * self.head_dim, dim, bias=bias)
+        self.q_proj = Linear(dim, n_heads * self.head_dim, bias=bias)
+        self.k_proj = Linear(kv_in, self.n_kv_heads * self.head_dim, bias=bias if key_bias is None else key_bias)
+        self.v_proj = Linear(kv_in, self.n_kv_heads * self.head_dim, bias=bias)
+        self.out_proj = Linear(n_heads * self.head_dim, dim, bias=bias)
         # Self-attention's q, k and v from one GEMM, (B, T, D) -> (B, T, (H + 2·Hkv)·Dh): None until an
         # inference step (shared.inference.prepare_for_inference, text.quantize) provides one.
         self.qkv = None

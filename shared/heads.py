@@ -2,8 +2,8 @@
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from shared.layout import linear
 from shared.mlp import activation
 
 
@@ -19,7 +19,7 @@ class LMHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, V)
         weight = self._tied[0].weight if self._tied is not None else self.weight
-        return F.linear(x, weight, self.bias)
+        return linear(x, weight, self.bias)  # column-major tables decode on every thread (shared.layout)
 
 
 def pool(x: torch.Tensor, kind: str, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from shared.block import TransformerBlock
+from shared.layout import Linear, linear
 
 
 class FusedQKV:
@@ -47,7 +48,7 @@ class FusedQKV:
             self.weight = weight.t().contiguous().t()  # column-major: faster when decoding (shared.layout)
             # Holding the aliases keeps the old memory alive, so a new tensor can never reuse its address.
             self.sources = [(t.detach(), t._version) for t in tensors]
-        return F.linear(x, self.weight, self.bias)
+        return linear(x, self.weight, self.bias)
 
     def __getstate__(self) -> dict:  # deepcopy and pickle: a copy fuses afresh rather than carry this one
         return {"attn": self.attn, "sources": [], "weight": None, "bias": None}
@@ -64,11 +65,12 @@ def concat(layers: tuple[nn.Linear, ...]) -> tuple[torch.Tensor, torch.Tensor | 
 
 
 def plain_linear(layer: nn.Module) -> bool:
-    """Whether the layer is exactly F.linear(x, weight, bias), so that fusing it changes nothing.
+    """Whether the layer computes exactly F.linear(x, weight, bias) (shared.layout.linear's panels included), so
+    that fusing it changes nothing.
 
     Quantized, parametrized or wrapped layers (subclasses) and layers with hooks run as themselves.
     """
-    return type(layer) is nn.Linear and not (layer._forward_hooks or layer._forward_pre_hooks)
+    return type(layer) in (nn.Linear, Linear) and not (layer._forward_hooks or layer._forward_pre_hooks)
 
 
 def prepare_for_inference(model: nn.Module) -> nn.Module:

@@ -4,6 +4,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from shared.layout import Linear
+
 ACTIVATIONS = {
     "relu": F.relu,
     "gelu": F.gelu,
@@ -24,8 +26,8 @@ class MLP(nn.Module):
 
     def __init__(self, dim: int, hidden: int, act: str = "gelu", bias: bool = True, dropout: float = 0.0):
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden, bias=bias)
-        self.fc2 = nn.Linear(hidden, dim, bias=bias)
+        self.fc1 = Linear(dim, hidden, bias=bias)
+        self.fc2 = Linear(hidden, dim, bias=bias)
         self.act = activation(act)
         self.dropout = nn.Dropout(dropout)
 
@@ -38,9 +40,9 @@ class GatedMLP(nn.Module):
 
     def __init__(self, dim: int, hidden: int, act: str = "gelu_tanh", bias: bool = False, dropout: float = 0.0):
         super().__init__()
-        self.gate = nn.Linear(dim, hidden, bias=bias)
-        self.up = nn.Linear(dim, hidden, bias=bias)
-        self.fc2 = nn.Linear(hidden, dim, bias=bias)
+        self.gate = Linear(dim, hidden, bias=bias)
+        self.up = Linear(dim, hidden, bias=bias)
+        self.fc2 = Linear(hidden, dim, bias=bias)
         self.act = activation(act)
         self.dropout = nn.Dropout(dropout)
 

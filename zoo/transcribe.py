@@ -36,6 +36,7 @@ def resolve_weights(model: str, model_dir: str | os.PathLike | None = None) -> t
 def _load(path: str, device: str, expected_config, precision: str):
     from audio.precision import apply_compute_type
     from audio.weights import load_tokenizer, load_whisper
+    from shared.inference import prepare_for_inference
 
     model = load_whisper(path, device=device)
     if expected_config is not None and model.config != expected_config:
@@ -43,7 +44,8 @@ def _load(path: str, device: str, expected_config, precision: str):
             f"{path}: these weights are a different Whisper size than the model asked for; "
             "pass the matching --model name or leave it out"
         )
-    return apply_compute_type(model, precision), load_tokenizer(path, multilingual=model.is_multilingual)
+    model = prepare_for_inference(apply_compute_type(model, precision))  # int8 fuses q/k/v itself
+    return model, load_tokenizer(path, multilingual=model.is_multilingual)
 
 
 def load_model(
