@@ -317,7 +317,7 @@ def decode_features(
         n_group, selector = 1, BeamSearch(options.beam_size, length_penalty=penalty, early_stopping=True)
     else:
         n_group, selector = 1, Greedy()
-    memory = memory.expand(n_group, -1, -1)  # (N, S, D)
+    # memory stays (1, S, D): every row (beam, sample) reads it, and its keys and values, once (shared.cache)
     prompt = torch.tensor([initial] * n_group, dtype=torch.long, device=memory.device)  # (N, T0)
     stepper = _WindowDecoder(model, sot_index)
     cache = model.init_cache(n_group, sample_begin + max_new, memory=memory)

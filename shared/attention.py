@@ -73,9 +73,9 @@ class Attention(nn.Module):
             if cache is not None and cache.k is not None:
                 k, v = cache.k, cache.v  # projected from the memory at the first step
             else:
-                S = memory.shape[1]
-                k = self.k_proj(memory).view(B, S, Hkv, Dh).transpose(1, 2)  # (B, Hkv, S, Dh)
-                v = self.v_proj(memory).view(B, S, Hkv, Dh).transpose(1, 2)
+                Bm, S = memory.shape[:2]  # Bm: B, or 1 for a memory every row reads
+                k = self.k_proj(memory).view(Bm, S, Hkv, Dh).transpose(1, 2)  # (Bm, Hkv, S, Dh)
+                v = self.v_proj(memory).view(Bm, S, Hkv, Dh).transpose(1, 2)
                 if cache is not None:
                     cache.k, cache.v = k, v
         if Hkv != H:  # grouped-query attention: share each K/V head across its group
@@ -90,11 +90,25 @@ class Attention(nn.Module):
         mask = masks.normalize(mask)
         if mask is not None and mask.dtype == torch.bool:
             mask = masks.to_bias(mask, q.dtype)  # finite, so a fully masked (padding) query row stays finite
-        dropout = self.dropout if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal,
-                                             scale=self.scale)  # (B, H, T, Dh)
-        B, H, T, Dh = out.shape
+        B, H, T, Dh = q.shape
+        shared_memory = k.shape[0] == 1 < B  # one memory for every row: the beams or samples of one input
+        if shared_memory and (mask is None or mask.dim() == 4 and mask.shape[0] == mask.shape[2] == 1):
+            # every row's queries become query positions of one attention, which reads the keys and values
+            # once instead of once per row (cross-attention: no causal mask, no per-query mask)
+            out = self.attend(q.transpose(0, 1).reshape(1, H, B * T, Dh), k, v, mask, is_causal)
+            out = out.view(H, B, T, Dh).transpose(0, 1)  # (B, H, T, Dh)
+        else:
+            if shared_memory:
+                k, v = k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)
+            out = self.attend(q, k, v, mask, is_causal)  # (B, H, T, Dh)
         return self.out_proj(out.transpose(1, 2).reshape(B, T, H * Dh))  # (B, T, D)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+               is_causal: bool) -> torch.Tensor:
+        """softmax(Q Kᵀ · scale + mask) V by F.scaled_dot_product_attention: (B, H, T, Dh)."""
+        dropout = self.dropout if self.training else 0.0
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal,
+                                              scale=self.scale)
 
     def forward_with_weights(self, x: torch.Tensor, memory: torch.Tensor | None = None, *,
                              mask: torch.Tensor | None = None,

@@ -38,14 +38,18 @@ class KVCache:
 
 
 class CrossKV:
-    """Cross-attention keys and values: projected once from the encoder memory, then reused every step."""
+    """Cross-attention keys and values: projected once from the encoder memory, then reused every step.
+
+    Projected from a memory of batch 1, they serve every row (the beams or samples of one input) as they are:
+    reordering rows leaves them unchanged, and attention reads them once for all rows.
+    """
 
     def __init__(self):
         self.k: torch.Tensor | None = None
         self.v: torch.Tensor | None = None
 
     def reorder(self, index: torch.Tensor) -> None:
-        if self.k is not None:
+        if self.k is not None and self.k.shape[0] > 1:
             self.k = self.k.index_select(0, index)
             self.v = self.v.index_select(0, index)
 
@@ -58,7 +62,8 @@ class LayerCache:
 
 class Cache:
     """Everything a decoder stack needs between steps: per-layer caches and, for encoder-decoder models,
-    the encoder memory and its padding mask (so beam search can reorder them together)."""
+    the encoder memory and its padding mask (so beam search can reorder them together). A memory of batch 1
+    is every row's."""
 
     def __init__(self, n_layers: int, max_len: int, cross_attention: bool = False,
                  memory: torch.Tensor | None = None, memory_mask: torch.Tensor | None = None):
@@ -77,7 +82,7 @@ class Cache:
             layer.self_attn.reorder(index)
             if layer.cross_attn is not None:
                 layer.cross_attn.reorder(index)
-        if self.memory is not None:
+        if self.memory is not None and self.memory.shape[0] > 1:  # batch 1: one memory shared by every row
             self.memory = self.memory.index_select(0, index)
-        if self.memory_mask is not None:
+        if self.memory_mask is not None and self.memory_mask.shape[0] > 1:
             self.memory_mask = self.memory_mask.index_select(0, index)

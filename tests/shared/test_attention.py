@@ -101,3 +101,36 @@ def test_unscaled_attention_scale():
 def test_bad_grouping_is_a_clear_error():
     with pytest.raises(ValueError, match="grouped"):
         Attention(16, 4, n_kv_heads=3)
+
+
+@pytest.mark.parametrize("mask", [None, "padding", "per-query"])
+def test_a_memory_of_batch_one_serves_every_row(mask):
+    """Beams or samples of one input: a (1, S, D) memory equals that memory repeated for each row, with a
+    key-padding mask (its rows folded into one attention) or a per-query one (its keys expanded)."""
+    torch.manual_seed(0)
+    attn = Attention(16, 4, n_kv_heads=2).eval()
+    x, memory = torch.randn(3, 2, 16), torch.randn(1, 7, 16)
+    masks = {None: None, "padding": torch.arange(7)[None] < 5, "per-query": torch.rand(1, 1, 2, 7) > 0.3}
+    mask = masks[mask]
+    if mask is not None and mask.dim() == 4:
+        mask[..., 0] = True
+    expected = attn(x, memory.expand(3, -1, -1), mask=None if mask is None else mask.expand(3, *mask.shape[1:]))
+    torch.testing.assert_close(attn(x, memory, mask=mask), expected, atol=1e-6, rtol=0)
+
+
+def test_cached_keys_of_a_shared_memory_are_projected_once_and_never_copied():
+    from shared.cache import Cache
+
+    torch.manual_seed(0)
+    attn = Attention(16, 4).eval()
+    memory = torch.randn(1, 7, 16)
+    cache = Cache(1, 4, cross_attention=True, memory=memory)
+    cross = cache.layers[0].cross_attn
+    x = torch.randn(3, 1, 16)
+    first = attn(x, memory, cache=cross)
+    keys = cross.k
+    assert keys.shape[0] == 1
+    cache.reorder(torch.tensor([2, 2, 0]))  # beam search follows its best rows
+    assert cross.k is keys and cache.memory is memory
+    torch.testing.assert_close(attn(x, memory, cache=cross), first)
+    torch.testing.assert_close(first, attn(x, memory.expand(3, -1, -1)), atol=1e-6, rtol=0)
