@@ -1,8 +1,10 @@
-"""Decoding one 30 s window with Whisper's rules, as logits processors for shared.generation.generate().
+"""Decoding one 30 s window with Whisper's rules: logits processors for shared.generation.generate(), and
+Whisper's own beam search.
 
 The rules follow openai-whisper's: no blank or end-of-text as the first sampled token, a suppressed set of
 non-speech tokens, and timestamp rules (timestamps come in pairs, never decrease, are forced when their total
-probability beats every text token, and the first one is at most `max_initial_timestamp`).
+probability beats every text token, and the first one is at most `max_initial_timestamp`). Beam search keeps
+openai-whisper's candidates and stopping rule (see `_beam_search`), which differ from shared.generation's.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from shared.errors import ConfigError, InputError
-from shared.generation import BeamSearch, Greedy, Sample, generate
+from shared.generation import Greedy, Sample, generate
 
 NEG_INF = float("-inf")
 
@@ -31,7 +33,7 @@ class DecodingOptions:
     sample_len: int | None = None  # most tokens to sample; n_text_ctx // 2 by default
     best_of: int | None = None  # independent samples when temperature > 0
     beam_size: int | None = None  # beams when temperature == 0
-    patience: float | None = None  # only 1.0 (plain beam search) is supported
+    patience: float | None = None  # beam search keeps round(beam_size * patience) finished candidates
     length_penalty: float | None = None  # None: rank by sum of log-probabilities / length
     prompt: str | list[int] | None = None  # previous text, after <|startofprev|>
     prefix: str | list[int] | None = None  # forced start of this window's text
@@ -253,8 +255,9 @@ def check_options(options: DecodingOptions) -> None:
         raise ConfigError(f"temperature must be >= 0, got {options.temperature}")
     if options.patience is not None and options.beam_size is None:
         raise ConfigError("patience requires beam_size to be given")
-    if options.patience not in (None, 1.0):
-        raise ConfigError(f"patience {options.patience} is not supported; leave it unset (plain beam search)")
+    if options.beam_size is not None and round(options.beam_size * (options.patience or 1.0)) < 1:
+        raise ConfigError(f"beam_size {options.beam_size} with patience {options.patience} keeps no candidate; "
+                          "use beam_size >= 1 and patience > 0")
     if options.length_penalty is not None and not 0 <= options.length_penalty <= 1:
         raise ConfigError("length_penalty (alpha) should be a value between 0 and 1")
 
@@ -284,6 +287,61 @@ def _rank(tokens: list[list[int]], sum_logprobs: list[float], length_penalty: fl
     return max(range(len(scores)), key=scores.__getitem__)
 
 
+def _beam_search(
+    stepper: _WindowDecoder,
+    cache,
+    prompt: torch.Tensor,
+    max_new: int,
+    processors: list,
+    eot: int,
+    beam_size: int,
+    patience: float | None,
+) -> tuple[list[list[int]], list[float]]:
+    """openai-whisper's beam search of one window from prompt (1, T0): every candidate's sampled tokens
+    (end-of-text excluded) and sum of log-probabilities, in the order its ranker reads them.
+
+    Each step, each beam proposes its beam_size + 1 likeliest tokens; going down all proposals by score,
+    end-of-text ones met before beam_size live beams are kept finish, and are recorded (best first) until
+    round(beam_size * patience) have finished, which ends the search. Live beams then fill the candidates up
+    to beam_size.
+    """
+    K, T0 = beam_size, prompt.shape[1]
+    max_candidates = round(K * (patience or 1.0))
+    finished: list[tuple[list[int], float]] = []
+    tokens = prompt  # (N, T): one row until the first step splits it into K beams
+    scores = torch.zeros(1, device=prompt.device)  # (N,) float32 sums, added as openai-whisper adds them
+    logits = stepper.logits(prompt, cache)[:, -1]  # (1, V)
+    for step in range(max_new):
+        for process in processors:
+            logits = process(logits, tokens)
+        top, index = F.log_softmax(logits.float(), dim=-1).topk(K + 1, dim=-1)  # (N, K+1)
+        proposals = (scores[:, None] + top).flatten()  # (N*(K+1),)
+        order = proposals.sort(descending=True, stable=True).indices.tolist()
+        proposed, proposal_tokens = proposals.tolist(), index.flatten().tolist()
+        live: list[int] = []  # proposals kept as beams, best first
+        for i in order:
+            if proposal_tokens[i] != eot:
+                live.append(i)
+                if len(live) == K:
+                    break
+            elif len(finished) < max_candidates:
+                finished.append((tokens[i // (K + 1), T0:].tolist(), proposed[i]))
+        live_t = torch.tensor(live, device=prompt.device)  # (K,)
+        rows_t = live_t // (K + 1)  # the beam each comes from
+        next_t = index.flatten()[live_t]  # (K,)
+        scores = proposals[live_t]  # (K,)
+        tokens = torch.cat([tokens[rows_t], next_t[:, None]], dim=1)  # (K, T+1)
+        if len(finished) >= max_candidates or step == max_new - 1:
+            break
+        cache.reorder(rows_t)
+        logits = stepper.logits(next_t[:, None], cache)[:, -1]  # (K, V)
+    for row, score in zip(tokens[:, T0:].tolist(), scores.tolist()):  # live beams, best first
+        if len(finished) >= K:
+            break
+        finished.append((row, score))
+    return [t for t, _ in finished], [lp for _, lp in finished]
+
+
 @torch.inference_mode()
 def decode_features(
     model,
@@ -294,7 +352,8 @@ def decode_features(
 ) -> DecodingResult:
     """Decode one window given its encoder output memory (1, n_audio_ctx, D).
 
-    Greedy at temperature 0 (beam search with beam_size), sampling above it (best of `best_of`).
+    Greedy at temperature 0 (openai-whisper's beam search with beam_size), sampling above it (best of
+    `best_of`); the candidates are ranked as openai-whisper ranks them.
     """
     check_options(options)
     if memory.dim() != 3 or memory.shape[0] != 1:
@@ -310,35 +369,30 @@ def decode_features(
     if max_new <= 0:
         raise InputError(f"the prompt of {sample_begin} tokens leaves no room in the {n_ctx}-token context")
 
-    if options.temperature > 0:
-        n_group, selector = options.best_of or 1, Sample(options.temperature)
-    elif options.beam_size is not None and options.beam_size > 1:
-        penalty = 1.0 if options.length_penalty is None else options.length_penalty
-        n_group, selector = 1, BeamSearch(options.beam_size, length_penalty=penalty, early_stopping=True)
-    else:
-        n_group, selector = 1, Greedy()
     # memory stays (1, S, D): every row (beam, sample) reads it, and its keys and values, once (shared.cache)
-    prompt = torch.tensor([initial] * n_group, dtype=torch.long, device=memory.device)  # (N, T0)
+    processors = processors_for(tokenizer, options, sample_begin)
     stepper = _WindowDecoder(model, sot_index)
-    cache = model.init_cache(n_group, sample_begin + max_new, memory=memory)
-    out = generate(
-        stepper,
-        prompt,
-        max_new,
-        cache=cache,
-        selector=selector,
-        processors=processors_for(tokenizer, options, sample_begin),
-        stop_tokens=[tokenizer.eot],
-        pad_token_id=tokenizer.eot,
-    )
+    if options.temperature == 0 and not _greedy(options):  # every candidate is ranked below
+        prompt = torch.tensor([initial], dtype=torch.long, device=memory.device)  # (1, T0)
+        cache = model.init_cache(1, sample_begin + max_new, memory=memory)
+        candidates, sum_logprobs = _beam_search(
+            stepper, cache, prompt, max_new, processors, tokenizer.eot, options.beam_size, options.patience
+        )
+    else:
+        sampled = options.temperature > 0
+        n_group, selector = (options.best_of or 1, Sample(options.temperature)) if sampled else (1, Greedy())
+        prompt = torch.tensor([initial] * n_group, dtype=torch.long, device=memory.device)  # (N, T0)
+        cache = model.init_cache(n_group, sample_begin + max_new, memory=memory)
+        out = generate(stepper, prompt, max_new, cache=cache, selector=selector, processors=processors,
+                       stop_tokens=[tokenizer.eot], pad_token_id=tokenizer.eot)
+        candidates = []
+        for row in out.tokens[:, sample_begin:].tolist():
+            candidates.append(row[: row.index(tokenizer.eot)] if tokenizer.eot in row else row)
+        sum_logprobs = out.sum_logprobs.tolist()
 
     no_speech_prob = float("nan")
     if tokenizer.no_speech is not None and stepper.sot_logits is not None:
         no_speech_prob = stepper.sot_logits[0].float().softmax(dim=-1)[tokenizer.no_speech].item()
-    candidates = []
-    for row in out.tokens[:, sample_begin:].tolist():
-        candidates.append(row[: row.index(tokenizer.eot)] if tokenizer.eot in row else row)
-    sum_logprobs = out.sum_logprobs.tolist()
     best = _rank(candidates, sum_logprobs, options.length_penalty) if len(candidates) > 1 else 0
     tokens = candidates[best]
     text = tokenizer.decode(tokens).strip()
@@ -362,7 +416,9 @@ def decode(
 
 
 def _greedy(options: DecodingOptions) -> bool:
-    return options.temperature == 0 and (options.beam_size is None or options.beam_size <= 1)
+    """Greedy decoding: temperature 0 without beams; one beam keeping one candidate picks the same tokens."""
+    beams = options.beam_size or 1
+    return options.temperature == 0 and beams == 1 and round(options.patience or 1.0) == 1
 
 
 @torch.inference_mode()

@@ -212,7 +212,10 @@ def add_parser(subparsers) -> None:
         "--best_of", type=optional_int, default=5, help="candidates when sampling at temperature > 0"
     )
     p.add_argument("--beam_size", type=optional_int, default=5, help="beams in beam search at temperature 0")
-    p.add_argument("--patience", type=optional_float, default=None, help="beam search patience (only 1.0)")
+    p.add_argument(
+        "--patience", type=optional_float, default=None,
+        help="beam search keeps round(beam_size * patience) finished candidates (default 1.0)",
+    )
     p.add_argument(
         "--length_penalty",
         type=optional_float,

@@ -1,10 +1,11 @@
-"""Whisper's decoding rules, and greedy decoding of the real tiny.en weights against openai-whisper."""
+"""Whisper's decoding rules, and greedy decoding and beam search of the real tiny.en weights against openai-whisper."""
 
 import types
 
 import pytest
 import torch
 
+import audio.decoding
 from audio.decoding import (
     DecodingOptions,
     SuppressAtBegin,
@@ -60,6 +61,57 @@ def test_greedy_tokens_match_openai_whisper(models, examples_dir, clip):
         t >= tokenizer.timestamp_begin
         for t in decode_features(model, memory, tokenizer, DecodingOptions()).tokens
     )
+
+
+def _openai_beam_search(whisper, reference, mel, **options):
+    return whisper.decode(
+        reference, mel, whisper.DecodingOptions(language="en", fp16=False, temperature=0.0, beam_size=5, **options)
+    )
+
+
+@pytest.mark.parametrize("clip", [*CLIPS[:-1], pytest.param(CLIPS[-1], marks=pytest.mark.slow)])
+def test_beam_search_matches_openai_whisper(models, examples_dir, clip):
+    whisper = pytest.importorskip("whisper")
+    model, reference, tokenizer = models
+    mel = first_window(examples_dir / clip)
+    memory = model.embed_audio(mel)
+    for without_timestamps in (False, True):
+        options = DecodingOptions(beam_size=5, without_timestamps=without_timestamps)
+        ours = decode_features(model, memory, tokenizer, options)
+        theirs = _openai_beam_search(whisper, reference, mel, without_timestamps=without_timestamps)
+        assert ours.tokens == theirs.tokens, (clip, without_timestamps)
+        assert ours.text == theirs.text
+        assert ours.avg_logprob == pytest.approx(theirs.avg_logprob, abs=1e-4)
+
+
+def test_beam_search_patience_keeps_openai_whispers_candidates(models, examples_dir, monkeypatch):
+    """With patience 2 the search runs on until 10 candidates have finished: the same 10, in the same order."""
+    whisper = pytest.importorskip("whisper")
+    model, reference, tokenizer = models
+    mel = first_window(examples_dir / "weather.wav")
+    seen = {}
+
+    def record(name, function):
+        def recorded(*args, **kwargs):
+            seen[name] = function(*args, **kwargs)
+            return seen[name]
+
+        return recorded
+
+    monkeypatch.setattr(audio.decoding, "_beam_search", record("ours", audio.decoding._beam_search))
+    finalize = whisper.decoding.BeamSearchDecoder.finalize
+    monkeypatch.setattr(whisper.decoding.BeamSearchDecoder, "finalize", record("theirs", finalize))
+    ours = decode_features(model, model.embed_audio(mel), tokenizer, DecodingOptions(beam_size=5, patience=2.0))
+    theirs = _openai_beam_search(whisper, reference, mel, patience=2.0)
+    assert ours.tokens == theirs.tokens and ours.text == theirs.text
+    assert ours.avg_logprob == pytest.approx(theirs.avg_logprob, abs=1e-4)
+
+    our_tokens, our_logprobs = seen["ours"]
+    (their_sequences,), (their_logprobs,) = seen["theirs"]
+    begin = len(audio.decoding.initial_tokens(tokenizer, DecodingOptions(), model.config.n_text_ctx, "en"))
+    assert len(our_tokens) == 10
+    assert our_tokens == [sequence[begin:-1].tolist() for sequence in their_sequences]
+    assert our_logprobs == pytest.approx(their_logprobs, abs=1e-4)
 
 
 def test_beam_search_and_sampling(models, examples_dir, transcripts):
@@ -140,7 +192,8 @@ def test_options_are_checked_and_repetition_is_measured(models):
     for bad in (
         dict(beam_size=2, best_of=2),
         dict(best_of=3),
-        dict(patience=2.0, beam_size=2),
+        dict(patience=0.2, beam_size=2),
+        dict(beam_size=0),
         dict(length_penalty=3.0),
         dict(temperature=-1.0),
     ):
