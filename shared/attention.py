@@ -20,7 +20,8 @@ class Attention(nn.Module):
         n_heads: query heads.
         n_kv_heads: key/value heads (grouped-query attention when fewer than n_heads).
         head_dim: per-head width; dim // n_heads by default.
-        bias: biases on the projections. key_bias: the key projection's bias (Whisper has none).
+        bias: biases on the projections. qkv_bias: on the query, key and value projections only (timm's ViT
+            option; the output projection keeps `bias`). key_bias: the key projection's (Whisper has none).
         scale: score scale; 1/√head_dim by default (T5 uses 1.0).
         memory_dim: width of the encoder memory that cross-attention reads, when it differs from dim.
         rotary: rotary embedding applied to queries and keys of self-attention.
@@ -30,7 +31,8 @@ class Attention(nn.Module):
     """
 
     def __init__(self, dim: int, n_heads: int, *, n_kv_heads: int | None = None, head_dim: int | None = None,
-                 bias: bool = True, key_bias: bool | None = None, scale: float | None = None,
+                 bias: bool = True, qkv_bias: bool | None = None, key_bias: bool | None = None,
+                 scale: float | None = None,
                  dropout: float = 0.0, memory_dim: int | None = None, rotary: RotaryEmbedding | None = None):
         super().__init__()
         self.n_heads = n_heads
@@ -42,9 +44,10 @@ class Attention(nn.Module):
         self.dropout = dropout
         self.rotary = rotary
         kv_in = memory_dim or dim
-        self.q_proj = Linear(dim, n_heads * self.head_dim, bias=bias)
-        self.k_proj = Linear(kv_in, self.n_kv_heads * self.head_dim, bias=bias if key_bias is None else key_bias)
-        self.v_proj = Linear(kv_in, self.n_kv_heads * self.head_dim, bias=bias)
+        qkv_bias = bias if qkv_bias is None else qkv_bias
+        self.q_proj = Linear(dim, n_heads * self.head_dim, bias=qkv_bias)
+        self.k_proj = Linear(kv_in, self.n_kv_heads * self.head_dim, bias=qkv_bias if key_bias is None else key_bias)
+        self.v_proj = Linear(kv_in, self.n_kv_heads * self.head_dim, bias=qkv_bias)
         self.out_proj = Linear(n_heads * self.head_dim, dim, bias=bias)
         # Self-attention's q, k and v from one GEMM, (B, T, D) -> (B, T, (H + 2·Hkv)·Dh): None until an
         # inference step (shared.inference.prepare_for_inference, text.quantize) provides one.

@@ -31,6 +31,7 @@ class TransformerConfig:
     norm_first: bool = True
     final_norm: bool = True
     bias: bool = True
+    qkv_bias: bool | None = None  # None: `bias`
     key_bias: bool | None = None
     attn_scale: float | None = None
     dropout: float = 0.0
@@ -128,7 +129,7 @@ def build_block(cfg: TransformerConfig, drop_path: nn.Module | None = None) -> T
 
     def attention(memory_dim=None, rotary=None):
         return Attention(cfg.dim, cfg.n_heads, n_kv_heads=cfg.n_kv_heads, head_dim=cfg.head_dim, bias=cfg.bias,
-                         key_bias=cfg.key_bias, scale=cfg.attn_scale, dropout=cfg.attn_dropout,
+                         qkv_bias=cfg.qkv_bias, key_bias=cfg.key_bias, scale=cfg.attn_scale, dropout=cfg.attn_dropout,
                          memory_dim=memory_dim, rotary=rotary)
 
     def norm():

@@ -79,14 +79,10 @@ def build_encoder(config: ViTConfig) -> TransformerStack:
     """The pre-norm encoder, with stochastic depth rising linearly over the blocks."""
     core = TransformerConfig(dim=config.dim, n_layers=config.depth, n_heads=config.n_heads,
                              mlp_hidden=int(config.dim * config.mlp_ratio), activation="gelu",
-                             norm="layernorm", norm_eps=config.norm_eps, attn_dropout=config.attn_drop_rate)
-    blocks = []
-    for rate in drop_path_rates(config.drop_path_rate, config.depth):
-        block = build_block(core, drop_path=DropPath(rate) if rate > 0 else None)
-        if not config.qkv_bias:  # timm's qkv_bias=False: bias-free q/k/v; the output projection keeps one
-            for proj in (block.attn.q_proj, block.attn.k_proj, block.attn.v_proj):
-                proj.register_parameter("bias", None)
-        blocks.append(block)
+                             norm="layernorm", norm_eps=config.norm_eps, attn_dropout=config.attn_drop_rate,
+                             qkv_bias=config.qkv_bias)
+    blocks = [build_block(core, drop_path=DropPath(rate) if rate > 0 else None)
+              for rate in drop_path_rates(config.drop_path_rate, config.depth)]
     final = None if config.use_fc_norm else LayerNorm(config.dim, eps=config.norm_eps)
     return TransformerStack(blocks, final_norm=final)
 
