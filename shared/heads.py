@@ -19,7 +19,7 @@ class LMHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, V)
         weight = self._tied[0].weight if self._tied is not None else self.weight
-        return linear(x, weight, self.bias)  # column-major tables decode on every thread (shared.layout)
+        return linear(x, weight, self.bias)  # decoding's few rows run on every thread (shared.layout)
 
 
 def pool(x: torch.Tensor, kind: str, mask: torch.Tensor | None = None) -> torch.Tensor:

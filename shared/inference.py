@@ -65,8 +65,8 @@ def concat(layers: tuple[nn.Linear, ...]) -> tuple[torch.Tensor, torch.Tensor | 
 
 
 def plain_linear(layer: nn.Module) -> bool:
-    """Whether the layer computes exactly F.linear(x, weight, bias) (shared.layout.linear's panels included), so
-    that fusing it changes nothing.
+    """Whether the layer computes F.linear(x, weight, bias) (nn.Linear, or shared.layout.Linear, which only
+    schedules it differently), so that fusing it changes nothing.
 
     Quantized, parametrized or wrapped layers (subclasses) and layers with hooks run as themselves.
     """
