@@ -35,23 +35,22 @@ def first_window(path):
     return pad_or_trim(mel[:, : min(N_FRAMES, mel.shape[-1] - N_FRAMES)], N_FRAMES)
 
 
+def _openai_decode(whisper, reference, mel, **options):
+    options = whisper.DecodingOptions(language="en", fp16=False, temperature=0.0, **options)
+    return whisper.decode(reference, mel, options)
+
+
 @pytest.mark.parametrize("clip", [*CLIPS[:-1], pytest.param(CLIPS[-1], marks=pytest.mark.slow)])
-def test_greedy_tokens_match_openai_whisper(models, examples_dir, clip):
+@pytest.mark.parametrize("beam_size", [None, 5])  # greedy, and beam search with openai-whisper's own rules
+def test_tokens_match_openai_whisper(models, examples_dir, clip, beam_size):
     whisper = pytest.importorskip("whisper")
     model, reference, tokenizer = models
     mel = first_window(examples_dir / clip)
     memory = model.embed_audio(mel)
     for without_timestamps in (False, True):
-        ours = decode_features(
-            model, memory, tokenizer, DecodingOptions(without_timestamps=without_timestamps)
-        )
-        theirs = whisper.decode(
-            reference,
-            mel,
-            whisper.DecodingOptions(
-                language="en", fp16=False, temperature=0.0, without_timestamps=without_timestamps
-            ),
-        )
+        options = dict(beam_size=beam_size, without_timestamps=without_timestamps)
+        ours = decode_features(model, memory, tokenizer, DecodingOptions(**options))
+        theirs = _openai_decode(whisper, reference, mel, **options)
         assert ours.tokens == theirs.tokens, (clip, without_timestamps)
         assert ours.text == theirs.text
         assert ours.avg_logprob == pytest.approx(theirs.avg_logprob, abs=1e-4)
@@ -59,29 +58,8 @@ def test_greedy_tokens_match_openai_whisper(models, examples_dir, clip):
         assert ours.compression_ratio == pytest.approx(theirs.compression_ratio)
     assert any(
         t >= tokenizer.timestamp_begin
-        for t in decode_features(model, memory, tokenizer, DecodingOptions()).tokens
+        for t in decode_features(model, memory, tokenizer, DecodingOptions(beam_size=beam_size)).tokens
     )
-
-
-def _openai_beam_search(whisper, reference, mel, **options):
-    return whisper.decode(
-        reference, mel, whisper.DecodingOptions(language="en", fp16=False, temperature=0.0, beam_size=5, **options)
-    )
-
-
-@pytest.mark.parametrize("clip", [*CLIPS[:-1], pytest.param(CLIPS[-1], marks=pytest.mark.slow)])
-def test_beam_search_matches_openai_whisper(models, examples_dir, clip):
-    whisper = pytest.importorskip("whisper")
-    model, reference, tokenizer = models
-    mel = first_window(examples_dir / clip)
-    memory = model.embed_audio(mel)
-    for without_timestamps in (False, True):
-        options = DecodingOptions(beam_size=5, without_timestamps=without_timestamps)
-        ours = decode_features(model, memory, tokenizer, options)
-        theirs = _openai_beam_search(whisper, reference, mel, without_timestamps=without_timestamps)
-        assert ours.tokens == theirs.tokens, (clip, without_timestamps)
-        assert ours.text == theirs.text
-        assert ours.avg_logprob == pytest.approx(theirs.avg_logprob, abs=1e-4)
 
 
 def test_beam_search_patience_keeps_openai_whispers_candidates(models, examples_dir, monkeypatch):
@@ -102,7 +80,7 @@ def test_beam_search_patience_keeps_openai_whispers_candidates(models, examples_
     finalize = whisper.decoding.BeamSearchDecoder.finalize
     monkeypatch.setattr(whisper.decoding.BeamSearchDecoder, "finalize", record("theirs", finalize))
     ours = decode_features(model, model.embed_audio(mel), tokenizer, DecodingOptions(beam_size=5, patience=2.0))
-    theirs = _openai_beam_search(whisper, reference, mel, patience=2.0)
+    theirs = _openai_decode(whisper, reference, mel, beam_size=5, patience=2.0)
     assert ours.tokens == theirs.tokens and ours.text == theirs.text
     assert ours.avg_logprob == pytest.approx(theirs.avg_logprob, abs=1e-4)
 
