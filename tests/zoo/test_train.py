@@ -231,3 +231,15 @@ def test_torchcompile_trains_like_eager_and_saves_plain_weights(tmp_path):
     assert loss_compiled == pytest.approx(loss_eager, rel=1e-3)
     out = zoo_cli("validate", "--checkpoint", str(compiled))
     assert out.returncode == 0 and "top-1" in out.stdout, out.stderr[-3000:]
+
+
+def test_no_amp_turns_off_a_recipes_mixed_precision():
+    from zoo.cli import build_parser
+
+    def resolved(*flags):
+        explicit = build_parser().parse_args(["train", "--task", "text-to-image", *flags])
+        return resolve_train_args(explicit).amp
+
+    assert resolved() is True  # the text-to-image recipe's default
+    assert resolved("--no-amp") is False
+    assert resolved("--amp") is True

@@ -108,7 +108,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--deterministic", action="store_true",
                    help="deterministic algorithms: a resumed run ends bit-identical to an unbroken one")
-    g.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 on CUDA)")
+    g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=False,
+                   help="mixed precision (bf16 on CPU, fp16 on CUDA); --no-amp turns off a recipe's own")
     g.add_argument("--amp-dtype", default=None, help="float16 | bfloat16 (default by device)")
     g.add_argument("--torchcompile", nargs="?", const="inductor", default=None, help="torch.compile backend")
     g.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda when present)")
