@@ -114,20 +114,24 @@ class TextToImage(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def generate(self, tokens: torch.Tensor, mask: torch.Tensor, *, num_inference_steps: int = 20,
                  guidance_scale: float = 3.0, sampler: str | None = None,
-                 generators: list[torch.Generator] | None = None, progress=None) -> torch.Tensor:
+                 generators: list[torch.Generator] | None = None, negative: tuple | None = None,
+                 progress=None) -> torch.Tensor:
         """Images (B, 3, H, W) in [-1, 1] for prompts (B, S) with mask (B, S); one generator per image (its
-        noise and any sampler noise come from it alone, so an image does not depend on its batch)."""
+        noise and any sampler noise come from it alone, so an image does not depend on its batch).
+
+        negative: (tokens, mask) (B, S') of the prompts guidance steers away from, in place of the empty
+        prompt (diffusers' negative_prompt); unused without guidance (guidance_scale 1).
+        """
         B, device = tokens.shape[0], tokens.device
         sampler = diffusion.make_sampler(sampler or self.objective.samplers[0], self.objective)
         context = self.encode_prompt(tokens, mask)
         guided = guidance_scale != 1.0
         if guided:  # the conditional and the unconditional rows in one batch
-            null_tokens, null_mask = self.null_prompt(B, device)
-            null = self.encode_prompt(null_tokens, null_mask)
-            width = context.shape[1]
-            null = torch.cat([null, null.new_zeros(B, width - 2, null.shape[-1])], dim=1)  # (B, S, Dt)
-            null_mask = torch.cat([null_mask, null_mask.new_zeros(B, width - 2)], dim=1)
-            context, mask = torch.cat([context, null]), torch.cat([mask, null_mask])
+            away_tokens, away_mask = negative if negative is not None else self.null_prompt(B, device)
+            away = self.encode_prompt(away_tokens, away_mask)  # (B, S', Dt)
+            width = max(context.shape[1], away.shape[1])
+            (context, mask), (away, away_mask) = _pad(context, mask, width), _pad(away, away_mask, width)
+            context, mask = torch.cat([context, away]), torch.cat([mask, away_mask])  # (2B, S, Dt), (2B, S)
 
         def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             if not guided:
@@ -143,3 +147,10 @@ class TextToImage(PretrainedMixin, nn.Module):
                                    progress=progress)
         images = self.autoencoder.decode(latents / self.config.latent_scale)
         return images.clamp(-1.0, 1.0)
+
+
+def _pad(states: torch.Tensor, mask: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompt states (B, S, Dt) and their mask (B, S) padded to `width` positions (zeros, masked out)."""
+    extra = width - states.shape[1]
+    return (torch.cat([states, states.new_zeros(states.shape[0], extra, states.shape[2])], dim=1),
+            torch.cat([mask, mask.new_zeros(mask.shape[0], extra)], dim=1))

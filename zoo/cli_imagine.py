@@ -24,7 +24,8 @@ def run_imagine(args) -> int:
 
     check_sampling(args.num_inference_steps, args.guidance_scale, args.num_images)
     loaded = load(args.checkpoint, args.device)
-    encode_prompts(loaded.vocab, args.prompts, loaded.model.config.max_prompt_len)  # refuse before drawing
+    negative = [args.negative_prompt] if args.negative_prompt is not None else []
+    encode_prompts(loaded.vocab, args.prompts + negative, loaded.model.config.max_prompt_len)  # refuse before drawing
     cli_threads.start_threads("imagine", args.threads)
     n_images = len(args.prompts) * args.num_images
     batches = (n_images + BATCH_SIZE - 1) // BATCH_SIZE
@@ -32,8 +33,8 @@ def run_imagine(args) -> int:
                disable=args.no_progress, file=sys.stderr)
 
     images = imagine(args.prompts, args.checkpoint, num_inference_steps=args.num_inference_steps,
-                         guidance_scale=args.guidance_scale, seed=args.seed, num_images=args.num_images,
-                         scheduler=args.scheduler, device=args.device,
+                     guidance_scale=args.guidance_scale, seed=args.seed, num_images=args.num_images,
+                     scheduler=args.scheduler, negative_prompt=args.negative_prompt, device=args.device,
                      progress=lambda step, steps: bar.update(1))
     bar.close()
     out = Path(args.output)
@@ -45,7 +46,8 @@ def run_imagine(args) -> int:
         path = out / f"{k:03d}-{slug(prompt)}.png"
         image.save(path)
         record = {"prompt": prompt, "seed": args.seed + k, "num_inference_steps": args.num_inference_steps,
-                  "guidance_scale": args.guidance_scale, "scheduler": scheduler,
+                  "guidance_scale": args.guidance_scale, "negative_prompt": args.negative_prompt,
+                  "scheduler": scheduler,
                   "model": loaded.name, "checkpoint": str(loaded.folder),
                   "weights": loaded.weights_file, "weights_sha256": digest}
         path.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
@@ -68,6 +70,8 @@ def add_parser(subparsers) -> None:
                    help="denoising steps (default 20)")
     p.add_argument("--guidance_scale", "--guidance-scale", type=float, default=3.0,
                    help="classifier-free guidance (1: none; default 3)")
+    p.add_argument("--negative_prompt", "--negative-prompt", default=None,
+                   help="what guidance steers every image away from, instead of the empty prompt")
     p.add_argument("--seed", type=int, default=0, help="seed of the first image; image k uses seed + k")
     p.add_argument("--num_images", "--num-images", type=int, default=1, help="images per prompt")
     p.add_argument("--scheduler", default=None, choices=("euler", "ddim", "ddpm"),

@@ -39,21 +39,26 @@ def weights_digest(loaded) -> str:
 
 def imagine(prompts: str | list[str], checkpoint: str | Path | None = None, *, num_inference_steps: int = 20,
             guidance_scale: float = 3.0, seed: int = 0, num_images: int = 1, scheduler: str | None = None,
-            device: str | None = None, progress=None) -> list:
+            negative_prompt: str | list[str] | None = None, device: str | None = None, progress=None) -> list:
     """Draw `num_images` PIL images per prompt; image k of the whole list (prompt-major) uses seed + k, so it
     equals that prompt drawn alone with seed + k.
 
     scheduler: "euler" (rectified flow), "ddim" or "ddpm" (ε-prediction models); default: the model's first.
+    negative_prompt: what guidance steers away from instead of the empty prompt, one for every prompt or one
+    per prompt (diffusers' name).
     progress: an optional callable(step, steps) after each denoising step.
     """
     from vision.imagine_data import to_pil
-    from zoo.train.imagine_inference import check_sampling, draw
+    from zoo.train.imagine_inference import check_sampling, draw, per_prompt
 
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     check_sampling(num_inference_steps, guidance_scale, num_images)
     loaded = load(str(checkpoint) if checkpoint is not None else None, device)
     expanded = [p for p in prompts for _ in range(num_images)]
+    negatives = None
+    if negative_prompt is not None:
+        negatives = [n for n in per_prompt(negative_prompt, len(prompts)) for _ in range(num_images)]
     images = draw(loaded.model, loaded.vocab, expanded, seeds=[seed + k for k in range(len(expanded))],
                   num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, scheduler=scheduler,
-                  progress=progress)
+                  negative_prompts=negatives, progress=progress)
     return to_pil(images)

@@ -60,6 +60,28 @@ def test_guidance_scale_changes_the_image(model_and_vocab):
     assert not torch.allclose(plain, guided)
 
 
+def test_a_negative_prompt_takes_the_empty_prompts_place(model_and_vocab):
+    """Guidance steers away from the negative prompt: given the empty prompt itself it draws the default image,
+    another prompt draws a different one, each row its own, and without guidance it is not read."""
+    model, vocab = model_and_vocab
+    tokens, mask = encode_prompts(vocab, PROMPTS[:2], model.config.max_prompt_len)
+
+    def generate(**options):
+        generators = [torch.Generator().manual_seed(s) for s in (0, 1)]
+        return model.generate(tokens, mask, num_inference_steps=3, generators=generators, **options)
+
+    torch.testing.assert_close(generate(negative=model.null_prompt(2, "cpu")), generate(), atol=1e-6, rtol=0)
+    draw_two = lambda **kw: draw(model, vocab, PROMPTS[:2], seeds=[0, 1], num_inference_steps=3, **kw)  # noqa: E731
+    away = draw_two(negative_prompts=["a green cross", "a red circle"])
+    assert not torch.allclose(draw_two(), away)
+    alone = draw(model, vocab, PROMPTS[1:2], seeds=[1], num_inference_steps=3, negative_prompts="a red circle")
+    torch.testing.assert_close(away[1:], alone, atol=1e-4, rtol=0)
+    unguided = dict(guidance_scale=1.0)
+    assert torch.equal(draw_two(**unguided), draw_two(negative_prompts="a green cross", **unguided))
+    with pytest.raises(InputError, match="3 negative prompts for 2 prompts"):
+        draw_two(negative_prompts=["a red circle"] * 3)
+
+
 def test_bad_prompts_and_settings_are_refused_in_one_line(model_and_vocab):
     model, vocab = model_and_vocab
     for prompts, match in ((["a red zebra"], "does not know the word 'zebra'"), (["..."], "has no words"),

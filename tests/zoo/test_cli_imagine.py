@@ -92,8 +92,23 @@ def test_imagine_writes_images_grid_and_records(runs, tmp_path):
         assert np.abs(difference).max() <= 1
 
 
+def test_imagine_steers_away_from_a_negative_prompt(runs, tmp_path):
+    out = tmp_path / "out"
+    result = _zoo("imagine", "a red circle", "--checkpoint", runs / "t2i", "--negative_prompt", "a blue square",
+                  "--num_inference_steps", "3", "--output", out)
+    assert result.returncode == 0, result.stderr
+    png = next(out.glob("000-*.png"))
+    assert json.loads(png.with_suffix(".json").read_text())["negative_prompt"] == "a blue square"
+    steered = zoo.imagine("a red circle", runs / "t2i", num_inference_steps=3, negative_prompt="a blue square")[0]
+    plain = zoo.imagine("a red circle", runs / "t2i", num_inference_steps=3)[0]
+    with Image.open(png) as saved:
+        assert np.abs(np.array(saved.convert("RGB"), dtype=np.int16) - np.array(steered, dtype=np.int16)).max() <= 1
+    assert not np.array_equal(np.array(plain), np.array(steered))
+
+
 @pytest.mark.parametrize("args, message", [
     (["a red zebra"], "does not know the word 'zebra'"),
+    (["a red circle", "--negative_prompt", "a red zebra"], "does not know the word 'zebra'"),
     (["a red circle", "--num_inference_steps", "0"], "num_inference_steps must be at least 1"),
     (["a red circle", "--guidance_scale", "-1"], "guidance_scale must be 0 or more"),
 ])

@@ -61,25 +61,43 @@ def check_sampling(num_inference_steps: int, guidance_scale: float, num_images: 
         raise InputError(f"num_images must be at least 1, got {num_images}")
 
 
+def per_prompt(negative_prompt: str | list[str], n: int) -> list[str]:
+    """A negative prompt for each of n prompts: the one given for all of them, or the n given."""
+    negatives = [negative_prompt] * n if isinstance(negative_prompt, str) else list(negative_prompt)
+    if len(negatives) != n:
+        raise InputError(f"{len(negatives)} negative prompts for {n} prompts: give one negative prompt, or one "
+                         "per prompt")
+    return negatives
+
+
 def draw(model: TextToImage, vocab: CaptionVocab, prompts: list[str], *, seeds: list[int],
          num_inference_steps: int = 20, guidance_scale: float = 3.0, scheduler: str | None = None,
-         batch_size: int = BATCH_SIZE, progress=None) -> torch.Tensor:
+         negative_prompts: str | list[str] | None = None, batch_size: int = BATCH_SIZE, progress=None) -> torch.Tensor:
     """Images (B, 3, H, W) in [-1, 1] (on the CPU), one per prompt; image i comes from seeds[i] alone, so it
-    is the same whatever else is in its batch."""
+    is the same whatever else is in its batch. negative_prompts: one per prompt, what guidance steers away
+    from (default: the empty prompt)."""
     import torch
 
     from vision.imagine_data import encode_prompts
 
     check_sampling(num_inference_steps, guidance_scale)
-    tokens, mask = encode_prompts(vocab, prompts, model.config.max_prompt_len)
+    encoded = [encode_prompts(vocab, prompts, model.config.max_prompt_len)]
+    if negative_prompts is not None:
+        negative_prompts = per_prompt(negative_prompts, len(prompts))
+        encoded.append(encode_prompts(vocab, negative_prompts, model.config.max_prompt_len))
     device = next(model.parameters()).device
+
+    def batch(tokens: torch.Tensor, mask: torch.Tensor, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        width = int(mask[rows].sum(1).max())  # drop the padding columns every prompt of this batch has
+        return tokens[rows, :width].to(device), mask[rows, :width].to(device)
+
     out = []
     for start in range(0, len(prompts), batch_size):
         rows = slice(start, start + batch_size)
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds[rows]]
-        width = int(mask[rows].sum(1).max())  # drop the padding columns every prompt of this batch has
-        images = model.generate(tokens[rows, :width].to(device), mask[rows, :width].to(device),
-                                num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-                                sampler=scheduler, generators=generators, progress=progress)
+        (tokens, mask), *negative = [batch(*pair, rows) for pair in encoded]
+        images = model.generate(tokens, mask, num_inference_steps=num_inference_steps,
+                                guidance_scale=guidance_scale, sampler=scheduler, generators=generators,
+                                negative=negative[0] if negative else None, progress=progress)
         out.append(images.float().cpu())
     return torch.cat(out)
