@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from shared.errors import ConfigError, InputError
 from shared.generation import Greedy, Sample, generate
+from shared.quantize import one_input
 
 NEG_INF = float("-inf")
 
@@ -372,23 +373,25 @@ def decode_features(
     # memory stays (1, S, D): every row (beam, sample) reads it, and its keys and values, once (shared.cache)
     processors = processors_for(tokenizer, options, sample_begin)
     stepper = _WindowDecoder(model, sot_index)
-    if options.temperature == 0 and not _greedy(options):  # every candidate is ranked below
-        prompt = torch.tensor([initial], dtype=torch.long, device=memory.device)  # (1, T0)
-        cache = model.init_cache(1, sample_begin + max_new, memory=memory)
-        candidates, sum_logprobs = _beam_search(
-            stepper, cache, prompt, max_new, processors, tokenizer.eot, options.beam_size, options.patience
-        )
-    else:
-        sampled = options.temperature > 0
-        n_group, selector = (options.best_of or 1, Sample(options.temperature)) if sampled else (1, Greedy())
-        prompt = torch.tensor([initial] * n_group, dtype=torch.long, device=memory.device)  # (N, T0)
-        cache = model.init_cache(n_group, sample_begin + max_new, memory=memory)
-        out = generate(stepper, prompt, max_new, cache=cache, selector=selector, processors=processors,
-                       stop_tokens=[tokenizer.eot], pad_token_id=tokenizer.eot)
-        candidates = []
-        for row in out.tokens[:, sample_begin:].tolist():
-            candidates.append(row[: row.index(tokenizer.eot)] if tokenizer.eot in row else row)
-        sum_logprobs = out.sum_logprobs.tolist()
+    # every row is a candidate of this one window: int8 projections quantize the rows together (shared.quantize)
+    with one_input():
+        if options.temperature == 0 and not _greedy(options):  # every candidate is ranked below
+            prompt = torch.tensor([initial], dtype=torch.long, device=memory.device)  # (1, T0)
+            cache = model.init_cache(1, sample_begin + max_new, memory=memory)
+            candidates, sum_logprobs = _beam_search(
+                stepper, cache, prompt, max_new, processors, tokenizer.eot, options.beam_size, options.patience
+            )
+        else:
+            sampled = options.temperature > 0
+            n_group, selector = (options.best_of or 1, Sample(options.temperature)) if sampled else (1, Greedy())
+            prompt = torch.tensor([initial] * n_group, dtype=torch.long, device=memory.device)  # (N, T0)
+            cache = model.init_cache(n_group, sample_begin + max_new, memory=memory)
+            out = generate(stepper, prompt, max_new, cache=cache, selector=selector, processors=processors,
+                           stop_tokens=[tokenizer.eot], pad_token_id=tokenizer.eot)
+            candidates = []
+            for row in out.tokens[:, sample_begin:].tolist():
+                candidates.append(row[: row.index(tokenizer.eot)] if tokenizer.eot in row else row)
+            sum_logprobs = out.sum_logprobs.tolist()
 
     no_speech_prob = float("nan")
     if tokenizer.no_speech is not None and stepper.sot_logits is not None:

@@ -1,6 +1,6 @@
 """int8 weights for fast CPU inference: each projection's weight is stored as int8 with one scale per output
 channel (the row of W), and each call quantizes its input on the fly, one scale per sequence (fbgemm's
-dynamic int8 GEMM).
+dynamic int8 GEMM), or one for the whole batch when its sequences are one input's candidates (`one_input`).
 
 At batch 1 decoding reads every weight once per token, so memory traffic, not arithmetic, sets the speed:
 int8 weights read a quarter of float32's bytes. Per-channel scales keep a row with small weights from losing
@@ -12,6 +12,9 @@ models (GPT-2, T5) and Whisper's encoder and decoder all go through this one pat
 """
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 from torch import nn
@@ -20,6 +23,20 @@ from shared.attention import Attention
 from shared.errors import InputError
 from shared.heads import LMHead
 from shared.inference import concat
+
+_ONE_INPUT: ContextVar[bool] = ContextVar("one_input", default=False)
+
+
+@contextmanager
+def one_input() -> Iterator[None]:
+    """Within the block, the sequences of a batch are candidates of one input (the beams or samples of one
+    window), not separate inputs: an int8 projection quantizes them together, in one product, as the one
+    input they are (about 3x faster for five beams), instead of sequence by sequence."""
+    token = _ONE_INPUT.set(True)
+    try:
+        yield
+    finally:
+        _ONE_INPUT.reset(token)
 
 
 class Int8Linear(nn.Module):
@@ -42,9 +59,10 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, T, K) is quantized sequence by sequence, each with its own scale, so that a sequence's output
-        never depends on the other sequences of its batch: a batch decodes exactly as its rows do alone."""
+        never depends on the other sequences of its batch: a batch decodes exactly as its rows do alone. Under
+        one_input() the batch is one input and is quantized whole."""
         x = x.float()
-        if x.dim() == 3 and x.shape[0] > 1:
+        if x.dim() == 3 and x.shape[0] > 1 and not _ONE_INPUT.get():
             return torch.stack([self._linear(sequence) for sequence in x])  # (B, T, N)
         return self._linear(x)
 

@@ -5,7 +5,7 @@ import torch
 
 import zoo
 from shared.errors import InputError
-from shared.quantize import Int8Attention, Int8Linear, quantize_int8
+from shared.quantize import Int8Attention, Int8Linear, one_input, quantize_int8
 from text.generate import reduce_precision
 
 
@@ -19,6 +19,19 @@ def test_int8_linear_is_close_to_the_float_layer():
     # 7-bit activations and 8-bit weights: about 1% of the output's scale, far from exact, far from random
     error = (out - expected).abs().max() / expected.abs().max()
     assert 1e-6 < error < 0.03
+
+
+def test_sequences_are_quantized_apart_unless_they_are_one_input():
+    """A sequence's output never depends on its batch; under one_input() the batch is quantized as one."""
+    torch.manual_seed(0)
+    layer = Int8Linear.from_linear(torch.nn.Linear(64, 48))
+    x = torch.randn(3, 1, 64) * torch.tensor([1.0, 10.0, 0.1])[:, None, None]  # rows of very different range
+    alone = torch.cat([layer(row[None]) for row in x])
+    whole = layer(x.reshape(1, 3, 64)).reshape(3, 1, 48)  # one sequence of three positions: one scale
+    assert torch.equal(layer(x), alone) and not torch.allclose(alone, whole)
+    with one_input():
+        assert torch.equal(layer(x), whole)
+    assert torch.equal(layer(x), alone)  # only within the block
 
 
 def test_per_channel_scales_keep_small_rows_precise():
