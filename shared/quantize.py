@@ -30,8 +30,8 @@ _ONE_INPUT: ContextVar[bool] = ContextVar("one_input", default=False)
 @contextmanager
 def one_input() -> Iterator[None]:
     """Within the block, the sequences of a batch are candidates of one input (the beams or samples of one
-    window), not separate inputs: an int8 projection quantizes them together, in one product, as the one
-    input they are (about 3x faster for five beams), instead of sequence by sequence."""
+    window), not separate inputs: an int8 projection quantizes them together, in one product, instead of
+    sequence by sequence (Whisper tiny's beam search of five on a 70 s clip: 2.20 -> 1.72 s)."""
     token = _ONE_INPUT.set(True)
     try:
         yield
