@@ -3,10 +3,8 @@ resume, the WAVs and their records, and one-line refusals."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
+from tests.zoo.crash import kill_at_checkpoint
 from zoo.cli import main
 from zoo.shipped import SHIPPED_IMAGINE
 from zoo.train.compose import COLUMNS, EVAL_SAMPLING, EXAMPLES
@@ -57,16 +56,7 @@ def test_the_run_leaves_what_people_read(run):
 def test_a_killed_run_resumes_exactly(run, tmp_path):
     """SIGKILL once the first epoch is checkpointed, --resume, and the weights equal the uninterrupted run's."""
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "zoo", *_train_args(killed)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if (killed / "last").is_symlink() and os.readlink(killed / "last").endswith("epoch0001"):
-            break
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
+    kill_at_checkpoint([sys.executable, "-m", "zoo", *_train_args(killed)], killed, timeout=300)
     assert os.readlink(killed / "last").endswith("epoch0001"), "the run ended before it could be killed"
     assert main(_train_args(killed, "--resume", killed)) == 0
     resumed = load_file(killed / "last" / "model_ema.safetensors")

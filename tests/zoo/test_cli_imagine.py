@@ -3,10 +3,8 @@ configs: the run folders, an exact resume, the images and their records, and one
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import zoo
+from tests.zoo.crash import kill_at_checkpoint
 from zoo.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,15 +57,7 @@ def test_a_killed_run_resumes_exactly(runs, tmp_path):
     run = tmp_path / "killed"
     args = ["train", "--task", "text-to-image", "--model", "text_to_image_test", "--autoencoder", runs / "ae",
             "--epochs", "2", "--output", run, *SMALL]
-    proc = subprocess.Popen([sys.executable, "-m", "zoo", *map(str, args)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if (run / "last").is_symlink() and os.readlink(run / "last").endswith("epoch0001"):
-            break
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
+    kill_at_checkpoint([sys.executable, "-m", "zoo", *args], run, timeout=300)
     assert os.readlink(run / "last").endswith("epoch0001"), "the run ended before it could be killed"
     result = _zoo(*args[:-len(SMALL)], "--resume", run, *SMALL)
     assert result.returncode == 0, result.stderr[-2000:]

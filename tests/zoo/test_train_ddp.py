@@ -3,14 +3,14 @@
 import csv
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+
+from tests.zoo.crash import kill_at_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,22 +73,8 @@ def test_a_killed_ddp_run_resumes_bit_identical(tmp_path):
     args = (*TINY, "--deterministic", "--epochs", "3")
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     _torchrun(*args, "--output", str(whole))
-    proc = subprocess.Popen([_torchrun_path(), "--standalone", "--nproc_per_node=2", "-m", "zoo", "train", *args,
-                             "--output", str(killed)], cwd=ROOT, env=_env(), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and proc.poll() is None:
-            link = killed / "last"
-            if link.is_symlink() and os.readlink(link).endswith("epoch0001"):
-                break
-            time.sleep(0.005)
-        os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == -signal.SIGKILL, f"the run ended ({proc.returncode}) before it could be killed"
+    kill_at_checkpoint([_torchrun_path(), "--standalone", "--nproc_per_node=2", "-m", "zoo", "train", *args,
+                        "--output", killed], killed, env=_env(), group=True)  # torchrun and both workers
     assert "resumed from" in _torchrun("--resume", str(killed), "--no-progress")
     a = load_file(str(whole / "last" / "model.safetensors"))
     b = load_file(str(killed / "last" / "model.safetensors"))

@@ -2,16 +2,15 @@
 
 import csv
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.zoo.crash import kill_at_checkpoint
 from zoo.train import checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,22 +33,8 @@ def _train(*args, check=True):
 
 def _kill_when(run: Path, target: str, extra: list[str], delay: float = 0.0) -> None:
     """Start training and SIGKILL it once `last` points at checkpoint `target` (plus `delay` seconds)."""
-    proc = subprocess.Popen([sys.executable, "-m", "zoo", "train", *TINY, *extra, "--output", str(run)],
-                            cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 600
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            link = run / "last"
-            if link.is_symlink() and os.readlink(link).endswith(target):
-                time.sleep(delay)
-                break
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL, f"the run ended ({proc.returncode}) before it could be killed"
+    kill_at_checkpoint([sys.executable, "-m", "zoo", "train", *TINY, *extra, "--output", run], run, target,
+                       env=_env(), delay=delay)
 
 
 def _weights(run: Path) -> dict:
